@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Create .venv (when missing) and install mcrl into it without ever replacing an installed torch.
+# On a machine without CUDA the CPU build of torch is installed (set PIP_EXTRA_INDEX_URL to the
+# PyTorch CPU wheel index where no local wheel is available); with CUDA, the default build.
+set -euo pipefail
+VENV=${VENV:-.venv}
+TORCH_CPU_VERSION=${TORCH_CPU_VERSION:-2.13.0}
+PY=${PYTHON:-python3}
+if [ ! -x "$VENV/bin/python" ]; then
+  echo "[setup] creating $VENV"
+  "$PY" -m venv "$VENV"
+fi
+PIP="$VENV/bin/python -m pip"
+if "$VENV/bin/python" -c "import torch" 2>/dev/null; then
+  echo "[setup] keeping installed torch $("$VENV/bin/python" -c 'import torch; print(torch.__version__)')"
+elif command -v nvidia-smi >/dev/null 2>&1 && nvidia-smi -L >/dev/null 2>&1; then
+  echo "[setup] CUDA found: installing torch"
+  $PIP install -q "torch>=2.4"
+else
+  echo "[setup] no CUDA: installing the CPU build torch==$TORCH_CPU_VERSION"
+  $PIP install -q "torch==$TORCH_CPU_VERSION"
+fi
+STAMP="$VENV/.mcrl-installed"
+if [ ! -f "$STAMP" ] || [ pyproject.toml -nt "$STAMP" ]; then
+  echo "[setup] installing mcrl[dev]"
+  $PIP install -q -e ".[dev]"
+  touch "$STAMP"
+fi

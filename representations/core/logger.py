@@ -58,7 +58,24 @@ class CSVStream:
                 writer.writerows(keep)
         tmp.replace(self.path)
 
+    def _grow_header(self, extra: list[str]) -> None:
+        """New columns appeared (e.g. actor loss after warm-up): rewrite the file with a wider header."""
+        self._file.close()
+        with self.path.open(newline="") as f:
+            rows = list(csv.DictReader(f))
+        self.fieldnames = [*(self.fieldnames or []), *extra]
+        tmp = self.path.with_suffix(".tmp")
+        with tmp.open("w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=self.fieldnames)
+            writer.writeheader()
+            writer.writerows(rows)
+        tmp.replace(self.path)
+        self._file = self.path.open("a", newline="")
+        self._writer = csv.DictWriter(self._file, fieldnames=self.fieldnames, extrasaction="ignore")
+
     def write(self, row: Mapping[str, Any]) -> None:
+        if self._writer is not None and (extra := [k for k in row if k not in self.fieldnames]):
+            self._grow_header(extra)
         if self._writer is None:
             if self.fieldnames is None:
                 self.fieldnames = list(row.keys())

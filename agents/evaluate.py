@@ -1,0 +1,62 @@
+"""``mcrl-eval RUN_DIR_OR_CHECKPOINT``: deterministic-policy episodes from a saved agent."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from agents.errors import UserError, exit_on_user_error
+from agents.evaluation import run_episodes
+from agents.factory import build_agent, make_env_from_config
+from agents.loop import EVAL_SEED_OFFSET
+from representations.core import Checkpointer, CheckpointError, Runtime, load_checkpoint
+
+
+def find_checkpoint(path: Path) -> Path:
+    if path.is_file():
+        return path
+    if path.is_dir():
+        for folder in (path, path / "checkpoints"):
+            latest = Checkpointer(folder).latest()
+            if latest is not None:
+                return latest
+        raise UserError(f"no checkpoint (ckpt_*.pt) found in {path} or {path / 'checkpoints'}")
+    raise UserError(f"no such run directory or checkpoint: {path}")
+
+
+@exit_on_user_error("mcrl-eval")
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="mcrl-eval", description=__doc__)
+    parser.add_argument("path", type=Path, help="a run directory or a ckpt_*.pt file")
+    parser.add_argument("--episodes", type=int, default=10)
+    parser.add_argument("--seed", type=int, default=None, help="first episode seed (default: the run's eval seed)")
+    parser.add_argument("--video", type=Path, default=None, help="write the first episode as a GIF here")
+    parser.add_argument("--device", default="auto")
+    args = parser.parse_args(argv)
+    if args.episodes <= 0:
+        raise UserError(f"--episodes must be > 0, got {args.episodes}")
+    ckpt_path = find_checkpoint(args.path)
+    try:
+        state = load_checkpoint(ckpt_path)
+    except CheckpointError as err:
+        raise UserError(str(err)) from err
+    cfg = OmegaConf.create(state["config"])
+    runtime = Runtime(device=args.device, seed=int(cfg.seed))
+    env = make_env_from_config(cfg.env, bool(cfg.agent.pixels), int(cfg.seed) + EVAL_SEED_OFFSET)
+    agent = build_agent(cfg.agent, cfg.env, env.observation_space, int(env.action_space.shape[0]), runtime)
+    agent.load_training_state(state["state"]["agent"], weights_only=True)
+    agent.eval()
+    seed = args.seed if args.seed is not None else int(cfg.seed) + EVAL_SEED_OFFSET
+    returns = run_episodes(agent, env, args.episodes, seed, args.video)
+    env.close()
+    step = int(state["counters"].get("env_step", -1))
+    print(f"{cfg.agent.name} on {cfg.env.name} (env step {step}, {ckpt_path.name}): "
+          f"return {returns.mean():.1f} ± {returns.std():.1f} over {args.episodes} episodes")
+    if args.video is not None:
+        print(f"video: {args.video}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,45 @@
+"""Deterministic-policy evaluation episodes, shared by the training loop and ``mcrl-eval``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+
+from agents.sac import SACAgent
+
+
+def run_episodes(agent: SACAgent, env: gym.Env, episodes: int, seed: int,
+                 video_path: Path | None = None) -> np.ndarray:
+    """Returns per-episode returns; optionally writes the first episode as an animated GIF."""
+    returns = np.zeros(episodes)
+    frames: list[np.ndarray] = []
+    for ep in range(episodes):
+        obs, _ = env.reset(seed=seed + ep)
+        done = False
+        while not done:
+            if video_path is not None and ep == 0:
+                frames.append(_view(obs, agent.pixels, env))
+            obs, reward, terminated, truncated, _ = env.step(agent.act(obs, deterministic=True))
+            returns[ep] += float(reward)
+            done = terminated or truncated
+    if video_path is not None and frames:
+        write_gif(frames, video_path)
+    return returns
+
+
+def _view(obs: np.ndarray, pixels: bool, env: gym.Env) -> np.ndarray:
+    if pixels:
+        return np.ascontiguousarray(np.asarray(obs)[-3:].transpose(1, 2, 0))
+    return np.asarray(env.render())
+
+
+def write_gif(frames: list[np.ndarray], path: Path, fps: int = 25) -> None:
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    images = [Image.fromarray(f.astype(np.uint8)) for f in frames]
+    tmp = path.with_name(f".{path.name}.tmp")
+    images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:], duration=int(1000 / fps), loop=0)
+    tmp.replace(path)

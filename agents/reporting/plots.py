@@ -1,0 +1,154 @@
+"""PNG figures for the report: learning curves, performance profiles and aggregate intervals.
+
+Figures are built on bare `matplotlib.figure.Figure` objects rendered by Agg, never through pyplot,
+so the report works on headless machines and leaves no global figure state behind in tests.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter
+
+from agents.reporting.reference import ReferenceRow
+from agents.reporting.stats import METRICS, Aggregate, Curve, Profile
+
+X_LABEL = "environment steps"
+METRIC_TITLES = {"iqm": "IQM", "mean": "Mean", "median": "Median", "optimality_gap": "Optimality gap"}
+_REF_STYLES = ("--", "-.", ":")
+# Reference marks beyond the runs' last step are drawn only this far out, so short runs stay readable.
+_REF_REACH = 1.25
+
+
+def agent_colours(agents: Sequence[str]) -> dict[str, str]:
+    """One fixed colour per agent, the same in every figure."""
+    palette = [f"C{i}" for i in range(10)]
+    return {agent: palette[i % len(palette)] for i, agent in enumerate(sorted(agents))}
+
+
+def _steps_formatter(value: float, _pos: int) -> str:
+    if abs(value) >= 1e6:
+        return f"{value / 1e6:g}M"
+    if abs(value) >= 1e3:
+        return f"{value / 1e3:g}k"
+    return f"{value:g}"
+
+
+def _save(fig: Figure, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    FigureCanvasAgg(fig)
+    fig.savefig(path, dpi=110)
+    return path
+
+
+def _draw_task(
+    ax: Axes,
+    task: str,
+    curves: Mapping[str, Curve],
+    references: Sequence[ReferenceRow],
+    colours: Mapping[str, str],
+) -> None:
+    x_max = 0.0
+    for agent, curve in sorted(curves.items()):
+        colour = colours[agent]
+        n_max = int(curve.n_seeds.max())
+        ax.plot(curve.env_steps, curve.mean, color=colour, label=f"{agent} (n={n_max})")
+        ax.fill_between(curve.env_steps, curve.lower, curve.upper, color=colour, alpha=0.2, linewidth=0)
+        x_max = max(x_max, float(curve.env_steps[-1]))
+    shown = [r for r in references if r.budget_env_steps <= _REF_REACH * max(x_max, 1.0)]
+    if shown:
+        width = 0.04 * max(max(r.budget_env_steps for r in shown), x_max)
+        methods = sorted({r.method for r in shown})
+        for i, method in enumerate(methods):
+            rows = [r for r in shown if r.method == method]
+            for j, row in enumerate(rows):
+                ax.hlines(
+                    row.score,
+                    row.budget_env_steps - width,
+                    row.budget_env_steps + width,
+                    colors="0.25",
+                    linestyles=_REF_STYLES[i % len(_REF_STYLES)],
+                    linewidth=1.6,
+                    label=f"{method} (published)" if j == 0 else None,
+                )
+    ax.set_title(task)
+    ax.set_xlabel(X_LABEL)
+    ax.set_ylabel("evaluation return")
+    ax.xaxis.set_major_formatter(FuncFormatter(_steps_formatter))
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small")
+
+
+def plot_task(
+    path: Path,
+    task: str,
+    curves: Mapping[str, Curve],
+    references: Sequence[ReferenceRow],
+    colours: Mapping[str, str],
+) -> Path:
+    """One task: mean return over seeds with 95% bootstrap band per agent, published marks dashed."""
+    fig = Figure(figsize=(6.4, 4.2), layout="constrained")
+    _draw_task(fig.add_subplot(), task, curves, references, colours)
+    return _save(fig, path)
+
+
+def plot_grid(
+    path: Path,
+    curves_by_task: Mapping[str, Mapping[str, Curve]],
+    references: Mapping[str, Sequence[ReferenceRow]],
+    colours: Mapping[str, str],
+) -> Path:
+    """All tasks side by side (3 per row), same drawing as the per-task figures."""
+    tasks = sorted(curves_by_task)
+    ncols = min(3, len(tasks))
+    nrows = math.ceil(len(tasks) / ncols)
+    fig = Figure(figsize=(5.2 * ncols, 3.8 * nrows), layout="constrained")
+    for i, task in enumerate(tasks):
+        ax = fig.add_subplot(nrows, ncols, i + 1)
+        _draw_task(ax, task, curves_by_task[task], references.get(task, ()), colours)
+    return _save(fig, path)
+
+
+def plot_profiles(
+    path: Path, budget: int, profiles: Mapping[str, Profile], colours: Mapping[str, str]
+) -> Path:
+    """Performance profiles (score distributions) at one budget, 95% bootstrap bands."""
+    fig = Figure(figsize=(6.4, 4.2), layout="constrained")
+    ax = fig.add_subplot()
+    for agent, prof in sorted(profiles.items()):
+        ax.plot(prof.taus, prof.fraction, color=colours[agent], label=agent)
+        ax.fill_between(prof.taus, prof.lower, prof.upper, color=colours[agent], alpha=0.2, linewidth=0)
+    ax.set_xlabel(r"normalised score $\tau$ (return / 1000)")
+    ax.set_ylabel(r"fraction of runs with score > $\tau$")
+    ax.set_title(f"Performance profile at {_steps_formatter(budget, 0)} {X_LABEL}")
+    ax.set_ylim(-0.02, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize="small")
+    return _save(fig, path)
+
+
+def plot_aggregates(
+    path: Path, budget: int, aggregates: Mapping[str, Aggregate], colours: Mapping[str, str]
+) -> Path:
+    """IQM, mean, median and optimality gap per agent as points with 95% CI bars."""
+    agents = sorted(aggregates)
+    fig = Figure(figsize=(3.0 * len(METRICS), 0.6 * len(agents) + 1.8), layout="constrained")
+    for k, metric in enumerate(METRICS):
+        ax = fig.add_subplot(1, len(METRICS), k + 1)
+        for i, agent in enumerate(agents):
+            agg = aggregates[agent]
+            lo, hi = agg.ci[metric]
+            ax.hlines(i, lo, hi, colors=colours[agent], linewidth=6, alpha=0.5)
+            ax.plot([agg.point[metric]], [i], "|", color="k", markersize=14)
+        ax.set_yticks(range(len(agents)), agents if k == 0 else [""] * len(agents))
+        ax.set_ylim(-0.7, len(agents) - 0.3)
+        ax.set_title(METRIC_TITLES[metric])
+        ax.set_xlabel("normalised score")
+        ax.grid(axis="x", alpha=0.3)
+    fig.suptitle(f"Aggregates at {_steps_formatter(budget, 0)} {X_LABEL} (95% stratified bootstrap CIs)")
+    return _save(fig, path)

@@ -1,0 +1,302 @@
+"""summary.json and report.md from computed results.
+
+Both outputs name their unit (environment steps) at every budget, because tables that mixed env
+steps with agent steps (a factor of the action repeat) have misled published comparisons before.
+Published reference rows go to their own table with their source, never into the project's rows.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from agents.reporting.discovery import Problem, Run
+from agents.reporting.reference import MEAN_TASK, ReferenceRow
+from agents.reporting.stats import CI_LEVEL, METRICS, SCORE_SCALE, Aggregate, BudgetScores, Improvement
+
+UNIT = "env_steps"
+UNIT_WORDS = "environment steps"
+
+
+@dataclass
+class TaskStat:
+    """Raw-return summary of one agent on one task at one budget."""
+
+    mean: float
+    std: float | None
+    n: int
+    seeds: list[int]
+
+
+@dataclass
+class BudgetResult:
+    """Everything the report says about one budget."""
+
+    budget: int
+    selection: BudgetScores
+    aggregates: dict[str, Aggregate]
+    task_stats: dict[str, dict[str, TaskStat]]
+    improvement: Improvement | None = None
+    improvement_note: str | None = None
+    references: list[ReferenceRow] = field(default_factory=list)
+    profile_png: str | None = None
+    aggregates_png: str | None = None
+
+
+@dataclass
+class ReportData:
+    """Inputs of the written report: runs, problems, per-budget results and figure paths (relative)."""
+
+    roots: list[str]
+    runs: list[Run]
+    skipped: list[Problem]
+    duplicates: list[Problem]
+    warnings: list[str]
+    budgets: list[BudgetResult]
+    reps: int
+    bootstrap_seed: int
+    compare: tuple[str, str] | None
+    reference_enabled: bool
+    grid_png: str | None = None
+    task_pngs: dict[str, str] = field(default_factory=dict)
+
+
+def _budget_label(budget: int) -> str:
+    if budget % 1_000_000 == 0:
+        return f"{budget // 1_000_000}M"
+    return f"{budget // 1000}k" if budget % 1000 == 0 else str(budget)
+
+
+def build_summary(data: ReportData) -> dict[str, Any]:
+    """The machine-readable summary: per budget and agent, aggregates with CIs and per-task means."""
+    budgets: dict[str, Any] = {}
+    for result in data.budgets:
+        agents: dict[str, Any] = {}
+        for agent, agg in sorted(result.aggregates.items()):
+            stats = result.task_stats[agent]
+            entry: dict[str, Any] = {m: agg.point[m] for m in METRICS}
+            entry.update({f"{m}_ci": list(agg.ci[m]) for m in METRICS})
+            entry["n_runs"] = agg.n_runs
+            entry["tasks"] = list(agg.tasks)
+            entry["per_task_means"] = {t: s.mean for t, s in sorted(stats.items())}
+            entry["per_task"] = {
+                t: {"mean": s.mean, "std": s.std, "n_seeds": s.n, "seeds": s.seeds} for t, s in sorted(stats.items())
+            }
+            entry["runs"] = [
+                {
+                    "task": task,
+                    "seed": rs.run.seed,
+                    "env_step_used": rs.env_step,
+                    "fallback": rs.fallback,
+                    "return": rs.score,
+                    "path": str(rs.run.path),
+                }
+                for task, items in sorted(result.selection.scores.get(agent, {}).items())
+                for rs in items
+            ]
+            agents[agent] = entry
+        block: dict[str, Any] = {
+            "budget_env_steps": result.budget,
+            "agents": agents,
+            "fallbacks": result.selection.fallbacks,
+            "excluded": result.selection.excluded,
+        }
+        if result.improvement is not None:
+            imp = result.improvement
+            block["probability_of_improvement"] = {
+                "a": imp.agent_a,
+                "b": imp.agent_b,
+                "p_a_better_than_b": imp.value,
+                "ci": list(imp.ci),
+                "tasks": list(imp.tasks),
+            }
+        elif result.improvement_note:
+            block["probability_of_improvement"] = {"note": result.improvement_note}
+        budgets[str(result.budget)] = block
+    return {
+        "unit": UNIT,
+        "budgets_env_steps": [r.budget for r in data.budgets],
+        "score_normalisation": f"return / {SCORE_SCALE:g} (aggregates, CIs and profiles only)",
+        "per_task_std": "sample std over seeds (ddof=1); null with one seed",
+        "ci": {
+            "level": CI_LEVEL,
+            "method": "stratified bootstrap, percentile (rliable)",
+            "reps": data.reps,
+            "seed": data.bootstrap_seed,
+        },
+        "budget_rule": "each run's last evaluation at or before the budget; runs whose first "
+        "evaluation is after the budget are excluded from it",
+        "budgets": budgets,
+        "skipped_runs": [p.message for p in data.skipped],
+        "duplicate_runs": [p.message for p in data.duplicates],
+        "warnings": data.warnings,
+    }
+
+
+def write_summary(path: Path, data: ReportData) -> Path:
+    path.write_text(json.dumps(build_summary(data), indent=2, allow_nan=False) + "\n")
+    return path
+
+
+def _ci(value: float, ci: tuple[float, float]) -> str:
+    return f"{value:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]"
+
+
+def _cell(stat: TaskStat | None) -> str:
+    if stat is None:
+        return "–"
+    spread = "" if stat.std is None else f" ± {stat.std:.1f}"
+    return f"{stat.mean:.1f}{spread} (n={stat.n})"
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(str(c).replace("|", "\\|") for c in row) + " |" for row in rows]
+    return lines
+
+
+def _runs_section(data: ReportData) -> list[str]:
+    groups: dict[tuple[str, str], list[Run]] = {}
+    for run in data.runs:
+        groups.setdefault((run.agent, run.task), []).append(run)
+    rows = [
+        [
+            agent,
+            task,
+            ", ".join(str(r.seed) for r in runs),
+            f"{min(r.first_step for r in runs)}–{max(r.last_step for r in runs)}",
+        ]
+        for (agent, task), runs in sorted(groups.items())
+    ]
+    lines = ["## Runs", ""]
+    lines += _table(["agent", "task", "seeds", f"evaluated at ({UNIT_WORDS})"], rows)
+    for title, items in (("Skipped runs", data.skipped), ("Duplicate runs (ignored)", data.duplicates)):
+        if items:
+            lines += ["", f"### {title}", ""] + [f"- {p.message}" for p in items]
+    if data.warnings:
+        lines += ["", "### Warnings", ""] + [f"- {w}" for w in data.warnings]
+    return lines + [""]
+
+
+def _curves_section(data: ReportData) -> list[str]:
+    lines = [
+        "## Learning curves",
+        "",
+        f"Mean evaluation return over seeds against {UNIT_WORDS}, shaded: 95% percentile-bootstrap CI "
+        "over seeds. Between a seed's evaluations its last value is carried forward; `n` is the largest "
+        "number of seeds at any point.",
+    ]
+    if data.reference_enabled:
+        lines.append(
+            "Dashed marks: published results at their budgets (see the reference tables below); they are "
+            "drawn only where the runs reach at least 80% of that budget."
+        )
+    lines.append("")
+    if data.grid_png:
+        lines += [f"![learning curves, all tasks]({data.grid_png})", ""]
+    lines += [f"- [{task}]({png})" for task, png in sorted(data.task_pngs.items())]
+    return lines + [""]
+
+
+def _reference_section(result: BudgetResult) -> list[str]:
+    label = _budget_label(result.budget)
+    lines = [f"### Published reference results at {label} {UNIT_WORDS} (not runs of this project)", ""]
+    if not result.references:
+        return lines + [f"No shipped reference rows at {result.budget} {UNIT_WORDS}.", ""]
+    rows = [
+        [
+            r.method,
+            "mean of 6 PlaNet tasks" if r.task == MEAN_TASK else r.task,
+            f"{r.score:.1f}",
+            "" if r.std is None else f"{r.std:g}",
+            "" if r.seeds is None else str(r.seeds),
+            r.source,
+        ]
+        for r in result.references
+    ]
+    lines += _table(["method", "task", "return", "± (as published)", "seeds", "source"], rows)
+    notes = sorted({(r.method, r.note) for r in result.references if r.note})
+    if notes:
+        lines += [""] + [f"- {method}: {note}" for method, note in notes]
+    return lines + [""]
+
+
+def _budget_section(data: ReportData, result: BudgetResult) -> list[str]:
+    label = _budget_label(result.budget)
+    lines = [f"## At {label} {UNIT_WORDS} ({result.budget} {UNIT})", ""]
+    if not result.aggregates:
+        lines += [f"No run has an evaluation at or before {result.budget} {UNIT_WORDS}.", ""]
+    else:
+        lines += [
+            f"### Aggregates (return / {SCORE_SCALE:g}, {int(CI_LEVEL * 100)}% stratified bootstrap CI)",
+            "",
+        ]
+        rows = [
+            [agent, str(agg.n_runs), str(len(agg.tasks))] + [_ci(agg.point[m], agg.ci[m]) for m in METRICS]
+            for agent, agg in sorted(result.aggregates.items())
+        ]
+        lines += _table(["agent", "runs", "tasks", "IQM", "mean", "median", "optimality gap"], rows)
+        task_sets = {agg.tasks for agg in result.aggregates.values()}
+        if len(task_sets) > 1:
+            lines += ["", "Agents were run on different task sets: compare their aggregates with care."]
+        tasks = sorted({t for stats in result.task_stats.values() for t in stats})
+        agents = sorted(result.task_stats)
+        lines += ["", "### Per-task return (mean ± std over seeds)", ""]
+        lines += _table(
+            ["task"] + agents, [[t] + [_cell(result.task_stats[a].get(t)) for a in agents] for t in tasks]
+        )
+        lines.append("")
+        if result.improvement is not None:
+            imp = result.improvement
+            lines += [
+                "### Probability of improvement",
+                "",
+                f"P({imp.agent_a} > {imp.agent_b}) = {_ci(imp.value, imp.ci)} averaged over "
+                f"{len(imp.tasks)} task(s) both agents ran: {', '.join(imp.tasks)}.",
+                "",
+            ]
+        elif result.improvement_note:
+            lines += ["### Probability of improvement", "", result.improvement_note, ""]
+        figures = [f"[{name}]({png})" for name, png in (
+            ("performance profile", result.profile_png), ("aggregate intervals", result.aggregates_png)
+        ) if png]
+        if figures:
+            lines += ["Figures: " + ", ".join(figures), ""]
+            if result.profile_png:
+                lines += [f"![performance profile at {label}]({result.profile_png})", ""]
+    notes = result.selection.fallbacks + result.selection.excluded
+    if notes:
+        lines += ["### Budget notes", ""] + [f"- {n}" for n in notes] + [""]
+    if data.reference_enabled:
+        lines += _reference_section(result)
+    return lines
+
+
+def build_report(data: ReportData) -> str:
+    """report.md: runs, curves, then one section per budget with tables, notes and references."""
+    lines = [
+        "# Sample-efficiency report",
+        "",
+        f"Generated by `mcrl-report` from {len(data.runs)} run(s) under: "
+        + ", ".join(f"`{r}`" for r in data.roots)
+        + ".",
+        "",
+        f"**Unit: every step count and budget is in {UNIT_WORDS}** (`{UNIT}`: frames; agent steps × "
+        "action repeat). At each budget a run contributes its last evaluation at or before the budget "
+        "(every substitution is listed under *Budget notes*); a run whose first evaluation comes later "
+        f"is excluded from that budget. Aggregates use return / {SCORE_SCALE:g} with {int(CI_LEVEL * 100)}% "
+        f"stratified bootstrap CIs (rliable, {data.reps} reps, seed {data.bootstrap_seed}).",
+        "",
+    ]
+    lines += _runs_section(data) + _curves_section(data)
+    for result in data.budgets:
+        lines += _budget_section(data, result)
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def write_report(path: Path, data: ReportData) -> Path:
+    path.write_text(build_report(data))
+    return path

@@ -77,7 +77,7 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
 
     env_step = agent_step = episode = 0
     if cfg.resume and (state := ckpt.load_latest(runtime.torch_device)) is not None:
-        agent.load_training_state(state["state"])
+        agent.load_training_state(state["state"]["agent"])
         env_step, agent_step, episode = (int(state["counters"][k]) for k in ("env_step", "agent_step", "episode"))
     resumed_at = env_step if cfg.resume else None
     logger = Logger(run_dir, total=int(cfg.steps), unit="env_step", csv_fields={"eval": EVAL_FIELDS},
@@ -103,7 +103,7 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     rng = runtime.numpy_rng("exploration")
     env.action_space.seed(int(rng.integers(2**31)))
     averager, recent = _Averager(), deque(maxlen=100)
-    next_eval = (env_step // int(cfg.eval_every)) * int(cfg.eval_every)
+    next_eval = (env_step // int(cfg.eval_every) + 1) * int(cfg.eval_every)
     next_log = env_step + int(cfg.log_every)
     next_ckpt = env_step + int(cfg.checkpoint_every)
     random_until = agent_step + int(cfg.random_agent_steps) if resumed_at is None else agent_step + max(
@@ -119,10 +119,9 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     replay.start_episode(obs)
     ep_return, step_timer, step_mark = 0.0, logger.elapsed(), env_step
     try:
+        if resumed_at is None:
+            last_eval = evaluate()  # the untrained policy: every curve starts at env step 0
         while env_step < int(cfg.steps):
-            if env_step >= next_eval:
-                last_eval = evaluate()
-                next_eval += int(cfg.eval_every)
             if agent_step < random_until and resumed_at is None:
                 action = env.action_space.sample()
             else:
@@ -142,6 +141,9 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
                 obs, _ = env.reset(seed=int(cfg.seed) + episode)
                 replay.start_episode(obs)
                 ep_return = 0.0
+            if env_step >= next_eval:  # evaluate before checkpointing at the same step
+                last_eval = evaluate()
+                next_eval += int(cfg.eval_every)
             if env_step >= next_log:
                 now = logger.elapsed()
                 fps = (env_step - step_mark) / max(now - step_timer, 1e-9)
@@ -157,7 +159,8 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
                 save()
                 next_ckpt += int(cfg.checkpoint_every)
             logger.progress(env_step)
-        last_eval = evaluate()
+        if last_eval.get("env_step") != env_step:
+            last_eval = evaluate()
         save()
     except KeyboardInterrupt:
         interrupted = True

@@ -15,7 +15,6 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
-import scipy.stats
 from rliable import library as rly
 from rliable import metrics as rly_metrics
 
@@ -95,13 +94,24 @@ def seeded_numpy(seed: int) -> Iterator[None]:
         np.random.set_state(state)
 
 
+def interquartile_mean(values: np.ndarray) -> float:
+    """25% trimmed mean, cut exactly as `scipy.stats.trim_mean(values, 0.25)` (which rliable uses).
+
+    Written out because the bootstrap calls it thousands of times and scipy's per-call overhead
+    dominated report time.
+    """
+    ordered = np.sort(np.ravel(values))
+    cut = int(0.25 * ordered.size)
+    return float(np.mean(ordered[cut : ordered.size - cut]))
+
+
 def aggregate_metrics(*task_columns: np.ndarray) -> np.ndarray:
     """[IQM, mean, median, optimality gap] of per-task (n_runs, 1) score arrays (rliable definitions)."""
     pooled = np.concatenate([np.ravel(c) for c in task_columns])
     task_means = np.array([np.mean(c) for c in task_columns])
     return np.array(
         [
-            scipy.stats.trim_mean(pooled, proportiontocut=0.25, axis=None),
+            interquartile_mean(pooled),
             float(np.mean(task_means)),
             float(np.median(task_means)),
             float(np.mean(np.maximum(1.0 - pooled, 0.0))),  # = rliable's gamma - mean(min(x, gamma)), gamma=1
@@ -178,6 +188,12 @@ class Improvement:
     ci: tuple[float, float]
 
 
+def pairwise_improvement(x: np.ndarray, y: np.ndarray) -> float:
+    """P(X > Y) + P(X = Y) / 2 over all run pairs: the Mann-Whitney U / (n_x n_y) rliable computes."""
+    x, y = np.ravel(x)[:, None], np.ravel(y)[None, :]
+    return float(np.mean((x > y) + 0.5 * (x == y)))
+
+
 def probability_of_improvement(
     scores_a: Mapping[str, np.ndarray],
     scores_b: Mapping[str, np.ndarray],
@@ -195,19 +211,19 @@ def probability_of_improvement(
     k = len(tasks)
 
     def mean_poi(*cols: np.ndarray) -> np.ndarray:
-        per_task = [rly_metrics.probability_of_improvement(cols[i], cols[k + i]) for i in range(k)]
-        return np.array([np.mean(per_task)])
+        return np.array([np.mean([pairwise_improvement(cols[i], cols[k + i]) for i in range(k)])])
 
+    # Point estimate straight from rliable; the bootstrap uses the identical pairwise formula, which
+    # is ~100x faster than a Mann-Whitney call per task per resample.
+    point = float(
+        np.mean([rly_metrics.probability_of_improvement(columns[i], columns[k + i]) for i in range(k)])
+    )
     with seeded_numpy(seed):
-        points, intervals = rly.get_interval_estimates(
+        _, intervals = rly.get_interval_estimates(
             {"poi": columns}, mean_poi, reps=reps, confidence_interval_size=CI_LEVEL
         )
     return Improvement(
-        names[0],
-        names[1],
-        tasks,
-        float(points["poi"][0]),
-        (float(intervals["poi"][0][0]), float(intervals["poi"][1][0])),
+        names[0], names[1], tasks, point, (float(intervals["poi"][0][0]), float(intervals["poi"][1][0]))
     )
 
 

@@ -1,0 +1,81 @@
+"""End-to-end: mcrl-train writes a run directory, mcrl-eval reads it, bad input is one clear line."""
+
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+TINY = ["env=synthetic-reach", "agent.hidden_dim=32", "agent.num_filters=8", "batch_size=16",
+        "random_agent_steps=40", "eval_episodes=1", "log_every=50", "progress=false", "threads=1"]
+
+
+def run(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", *args], cwd=cwd, capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("train")
+    run_dir = root / "run"
+    proc = run(["agents.train", *TINY, "steps=200", "eval_every=100", f"hydra.run.dir={run_dir}"], root)
+    assert proc.returncode == 0, proc.stderr
+    return run_dir
+
+
+def test_train_writes_the_run_directory(trained_run):
+    rows = list(csv.DictReader((trained_run / "eval.csv").open()))
+    assert list(rows[0].keys()) == ["env_step", "return_mean", "return_std", "episodes", "wall_time_s"]
+    assert [int(r["env_step"]) for r in rows] == [0, 100, 200]
+    cfg = yaml.safe_load((trained_run / "config.yaml").read_text())
+    assert cfg["agent"]["name"] == "sac" and cfg["env"]["name"] == "synthetic-reach"
+    assert cfg["env"]["action_repeat"] == 1 and cfg["seed"] == 1
+    train_rows = list(csv.DictReader((trained_run / "train.csv").open()))
+    assert "critic_loss" in train_rows[-1] and train_rows[-1]["critic_loss"] != ""
+    assert list((trained_run / "tb").glob("events.out.tfevents.*"))
+    ckpts = sorted((trained_run / "checkpoints").glob("ckpt_*.pt"))
+    state = torch.load(ckpts[-1], weights_only=True)
+    assert state["counters"]["env_step"] == 200
+
+
+def test_eval_cli_on_the_checkpoint(trained_run, tmp_path):
+    gif = tmp_path / "ep.gif"
+    proc = run(["agents.evaluate", str(trained_run), "--episodes", "2", "--video", str(gif)], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "return" in proc.stdout and "over 2 episodes" in proc.stdout
+    assert gif.stat().st_size > 0
+
+
+def test_resume_continues_from_the_checkpoint(trained_run, tmp_path):
+    proc = run(["agents.train", *TINY, "steps=300", "eval_every=100", "resume=true",
+                f"hydra.run.dir={trained_run}"], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    steps = [int(r["env_step"]) for r in csv.DictReader((trained_run / "eval.csv").open())]
+    assert steps == [0, 100, 200, 300]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["agent=nope"], "unknown agent 'nope'"),
+        (["env=nope-task"], "unknown env 'nope-task'"),
+        (["steps=0"], "steps must be > 0"),
+        (["batch_size=64", "random_agent_steps=10"], "larger than the filled replay buffer"),
+        (["env.image_size=64"], "larger than the render"),
+    ],
+)
+def test_bad_input_is_one_line_and_nonzero(args, message, tmp_path):
+    proc = run(["agents.train", *TINY, "steps=50", *args, f"hydra.run.dir={tmp_path / 'r'}"], tmp_path)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    errors = [line for line in proc.stderr.splitlines() if line.startswith("mcrl-train: error:")]
+    assert len(errors) == 1 and message in errors[0], proc.stderr
+
+
+def test_eval_cli_bad_path(tmp_path):
+    proc = run(["agents.evaluate", str(tmp_path / "missing")], tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "no such run directory" in proc.stderr

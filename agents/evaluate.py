@@ -45,7 +45,8 @@ def main(argv: list[str] | None = None) -> None:
     cfg = OmegaConf.create(state["config"])
     runtime = Runtime(device=args.device, seed=int(cfg.seed))
     env = make_env_from_config(cfg.env, bool(cfg.agent.pixels), int(cfg.seed) + EVAL_SEED_OFFSET)
-    agent = build_agent(cfg.agent, cfg.env, env.observation_space, int(env.action_space.shape[0]), runtime)
+    agent = build_agent(cfg.agent, cfg.env, env.observation_space, int(env.action_space.shape[0]), runtime,
+                        cfg.get("aux_cfg"))
     agent.load_training_state(state["state"]["agent"], weights_only=True)
     agent.eval()
     seed = args.seed if args.seed is not None else int(cfg.seed) + EVAL_SEED_OFFSET

@@ -14,18 +14,6 @@ from agents.replay import PixelReplay, StateReplay
 from agents.sac import SACAgent, SACConfig
 from representations.core.runtime import Runtime
 
-AUX_REGISTRY: dict[str, Any] = {}
-
-
-def register_aux(name: str):
-    """Decorator: make an auxiliary objective factory available as ``aux=[name]``."""
-
-    def add(factory: Any) -> Any:
-        AUX_REGISTRY[name] = factory
-        return factory
-
-    return add
-
 
 def make_env_from_config(env_cfg: Mapping[str, Any], pixels: bool, seed: int) -> gym.Env:
     """One environment of the configured task (train and eval envs use different seeds)."""
@@ -45,18 +33,20 @@ def sac_config(agent_cfg: Mapping[str, Any], image_size: int) -> SACConfig:
     return SACConfig(**kwargs, actor_lr=lr, critic_lr=lr, image_size=image_size)
 
 
-def build_aux(agent_cfg: Mapping[str, Any], image_size: int) -> list[torch.nn.Module]:
+def build_aux(names: list[str], aux_cfg: Mapping[str, Any], feature_dim: int) -> list[torch.nn.Module]:
+    """Instantiate the named auxiliary objectives with their settings from ``aux_cfg.<name>``."""
+    from agents.aux import AUX_REGISTRY
+
     objectives = []
-    for name in agent_cfg.get("aux") or []:
+    for name in names:
         if name not in AUX_REGISTRY:
-            known = ", ".join(sorted(AUX_REGISTRY)) or "none yet"
-            raise UserError(f"unknown aux objective {name!r}; available: {known}")
-        objectives.append(AUX_REGISTRY[name](agent_cfg.get(name, {}) or {}, agent_cfg, image_size))
+            raise UserError(f"unknown aux objective {name!r}; available: {', '.join(sorted(AUX_REGISTRY))}")
+        objectives.append(AUX_REGISTRY[name](dict((aux_cfg or {}).get(name, {}) or {}), feature_dim))
     return objectives
 
 
 def build_agent(agent_cfg: Mapping[str, Any], env_cfg: Mapping[str, Any], obs_space: gym.Space, action_dim: int,
-                runtime: Runtime) -> SACAgent:
+                runtime: Runtime, aux_cfg: Mapping[str, Any] | None = None) -> SACAgent:
     pixels = bool(agent_cfg["pixels"])
     image_size = int(env_cfg["image_size"])
     if pixels and image_size > env_cfg["render_size"]:
@@ -64,7 +54,10 @@ def build_agent(agent_cfg: Mapping[str, Any], env_cfg: Mapping[str, Any], obs_sp
                         f"{env_cfg['render_size']}")
     cfg = sac_config(agent_cfg, image_size)
     obs_shape = tuple(obs_space.shape)
-    return SACAgent(obs_shape, action_dim, cfg, aux=build_aux(agent_cfg, image_size) if pixels else [],
+    names = list(agent_cfg.get("aux") or [])
+    if names and not pixels:
+        raise UserError(f"aux objectives {names} need pixel observations (agent.pixels=true)")
+    return SACAgent(obs_shape, action_dim, cfg, aux=build_aux(names, aux_cfg or {}, cfg.feature_dim),
                     device=runtime.torch_device, pixels=pixels, generator=runtime.generator("agent"))
 
 

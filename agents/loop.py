@@ -28,6 +28,9 @@ def validate(cfg: DictConfig) -> None:
             raise UserError(f"{key} must be > 0, got {cfg[key]}")
     if int(cfg.random_agent_steps) < 0:
         raise UserError(f"random_agent_steps must be >= 0, got {cfg.random_agent_steps}")
+    if cfg.aux is not None:  # command-line composition: aux=[curl,mcurl]
+        cfg.agent.aux = list(cfg.aux)
+        cfg.agent.name = "+".join(["sac", *cfg.agent.aux]) if cfg.agent.name == "sac" else cfg.agent.name
     if cfg.agent.pixels and int(cfg.env.image_size) > int(cfg.env.render_size):
         raise UserError(f"crop size env.image_size={cfg.env.image_size} is larger than the render "
                         f"env.render_size={cfg.env.render_size}")
@@ -61,6 +64,11 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     eval_env = make_env_from_config(cfg.env, pixels, int(cfg.seed) + EVAL_SEED_OFFSET)
     repeat = int(env.unwrapped.action_repeat)
     cfg.env.action_repeat = repeat  # resolved value goes into config.yaml and checkpoints
+    if "mcurl" in (cfg.agent.aux or []):
+        seq_len = int(cfg.aux_cfg.mcurl.seq_len)
+        episode_agent_steps = int(cfg.env.episode_length) // repeat
+        if seq_len > episode_agent_steps:
+            raise UserError(f"mcurl seq_len {seq_len} is longer than an episode ({episode_agent_steps} agent steps)")
     first_update_transitions = int(cfg.random_agent_steps)
     if first_update_transitions > 0 and int(cfg.batch_size) > first_update_transitions:
         raise UserError(f"batch_size {cfg.batch_size} is larger than the filled replay buffer at the first update "
@@ -70,9 +78,10 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     config = OmegaConf.to_container(cfg, resolve=True)
 
     action_dim = int(env.action_space.shape[0])
-    agent = build_agent(cfg.agent, cfg.env, env.observation_space, action_dim, runtime)
+    agent = build_agent(cfg.agent, cfg.env, env.observation_space, action_dim, runtime, cfg.aux_cfg)
     replay = build_replay(env.observation_space, action_dim, int(cfg.env.frame_stack), int(cfg.replay_capacity),
                           pixels, runtime, str(cfg.replay_device), runtime.component_seed("replay") % 2**32)
+    agent.replay = replay
     ckpt = Checkpointer(run_dir / "checkpoints", keep=int(cfg.keep_checkpoints))
 
     env_step = agent_step = episode = 0

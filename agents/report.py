@@ -19,7 +19,7 @@ import numpy as np
 from agents.reporting import discovery, plots, reference, stats, writer
 
 DEFAULT_BUDGETS = (100_000, 500_000)
-DEFAULT_REPS = 10_000
+DEFAULT_REPS = 5_000
 EXIT_PROBLEMS = 1
 
 

@@ -113,6 +113,7 @@ class SACAgent(nn.Module):
         self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=cfg.alpha_lr, betas=(cfg.alpha_beta, 0.999))
         self.aux_opts = [a.make_optimizer() for a in self.aux]
         self.update_step = 0
+        self.replay: Any = None  # set by the training loop; sequence-based aux objectives sample from it
 
     @property
     def alpha(self) -> torch.Tensor:

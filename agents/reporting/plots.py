@@ -20,7 +20,7 @@ from agents.reporting.stats import METRICS, Aggregate, Curve, Profile
 
 X_LABEL = "environment steps"
 METRIC_TITLES = {"iqm": "IQM", "mean": "Mean", "median": "Median", "optimality_gap": "Optimality gap"}
-_REF_STYLES = ("--", "-.", ":")
+_REF_COLOURS = ("black", "tab:brown", "tab:purple", "tab:gray")
 # Reference marks beyond the runs' last step are drawn only this far out, so short runs stay readable.
 _REF_REACH = 1.25
 
@@ -52,28 +52,27 @@ def _draw_task(
     curves: Mapping[str, Curve],
     references: Sequence[ReferenceRow],
     colours: Mapping[str, str],
+    with_counts: bool,
 ) -> None:
     x_max = 0.0
     for agent, curve in sorted(curves.items()):
         colour = colours[agent]
-        n_max = int(curve.n_seeds.max())
-        ax.plot(curve.env_steps, curve.mean, color=colour, label=f"{agent} (n={n_max})")
+        label = f"{agent} (n={int(curve.n_seeds.max())})" if with_counts else agent
+        ax.plot(curve.env_steps, curve.mean, color=colour, label=label)
         ax.fill_between(curve.env_steps, curve.lower, curve.upper, color=colour, alpha=0.2, linewidth=0)
         x_max = max(x_max, float(curve.env_steps[-1]))
     shown = [r for r in references if r.budget_env_steps <= _REF_REACH * max(x_max, 1.0)]
     if shown:
-        width = 0.04 * max(max(r.budget_env_steps for r in shown), x_max)
-        methods = sorted({r.method for r in shown})
-        for i, method in enumerate(methods):
-            rows = [r for r in shown if r.method == method]
-            for j, row in enumerate(rows):
+        width = 0.05 * max(max(r.budget_env_steps for r in shown), x_max)
+        for i, method in enumerate(sorted({r.method for r in shown})):
+            for j, row in enumerate(r for r in shown if r.method == method):
                 ax.hlines(
                     row.score,
                     row.budget_env_steps - width,
                     row.budget_env_steps + width,
-                    colors="0.25",
-                    linestyles=_REF_STYLES[i % len(_REF_STYLES)],
-                    linewidth=1.6,
+                    colors=_REF_COLOURS[i % len(_REF_COLOURS)],
+                    linestyles="dashed",
+                    linewidth=2.0,
                     label=f"{method} (published)" if j == 0 else None,
                 )
     ax.set_title(task)
@@ -81,7 +80,18 @@ def _draw_task(
     ax.set_ylabel("evaluation return")
     ax.xaxis.set_major_formatter(FuncFormatter(_steps_formatter))
     ax.grid(alpha=0.3)
-    ax.legend(fontsize="small")
+
+
+def _legend_below(fig: Figure, axes: Sequence[Axes]) -> None:
+    """One legend under the plots, so it never hides a curve or a published mark."""
+    handles, labels = [], []
+    for ax in axes:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            if label not in labels:
+                handles.append(handle)
+                labels.append(label)
+    if handles:
+        fig.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 4), fontsize="small")
 
 
 def plot_task(
@@ -92,8 +102,10 @@ def plot_task(
     colours: Mapping[str, str],
 ) -> Path:
     """One task: mean return over seeds with 95% bootstrap band per agent, published marks dashed."""
-    fig = Figure(figsize=(6.4, 4.2), layout="constrained")
-    _draw_task(fig.add_subplot(), task, curves, references, colours)
+    fig = Figure(figsize=(6.4, 4.6), layout="constrained")
+    ax = fig.add_subplot()
+    _draw_task(ax, task, curves, references, colours, with_counts=True)
+    _legend_below(fig, [ax])
     return _save(fig, path)
 
 
@@ -107,10 +119,12 @@ def plot_grid(
     tasks = sorted(curves_by_task)
     ncols = min(3, len(tasks))
     nrows = math.ceil(len(tasks) / ncols)
-    fig = Figure(figsize=(5.2 * ncols, 3.8 * nrows), layout="constrained")
+    fig = Figure(figsize=(5.2 * ncols, 3.8 * nrows + 0.5), layout="constrained")
+    axes = []
     for i, task in enumerate(tasks):
-        ax = fig.add_subplot(nrows, ncols, i + 1)
-        _draw_task(ax, task, curves_by_task[task], references.get(task, ()), colours)
+        axes.append(fig.add_subplot(nrows, ncols, i + 1))
+        _draw_task(axes[-1], task, curves_by_task[task], references.get(task, ()), colours, with_counts=False)
+    _legend_below(fig, axes)
     return _save(fig, path)
 
 

@@ -39,6 +39,7 @@ class ReferenceRow:
     seeds: int | None
     source: str
     note: str
+    computed: bool = False  # True for a benchmark mean derived here from the per-task rows
 
 
 def _optional_number(text: str, kind: type) -> float | int | None:
@@ -102,7 +103,8 @@ def rows_at(rows: Sequence[ReferenceRow], budget: int) -> list[ReferenceRow]:
                 std=None,
                 seeds=first.seeds,
                 source=first.source,
-                note="mean of the six per-task rows above, computed here",
+                note="",
+                computed=True,
             )
         )
     return sorted(at_budget + derived, key=lambda r: (r.method, r.task == MEAN_TASK, r.task))

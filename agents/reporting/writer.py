@@ -130,9 +130,31 @@ def build_summary(data: ReportData) -> dict[str, Any]:
         "budget_rule": "each run's last evaluation at or before the budget; runs whose first "
         "evaluation is after the budget are excluded from it",
         "budgets": budgets,
+        "reference": _reference_summary(data),
         "skipped_runs": [p.message for p in data.skipped],
         "duplicate_runs": [p.message for p in data.duplicates],
         "warnings": data.warnings,
+    }
+
+
+def _reference_summary(data: ReportData) -> dict[str, Any]:
+    """Published rows per budget, kept out of `budgets` so they are never read as the project's runs."""
+    if not data.reference_enabled:
+        return {}
+    return {
+        str(result.budget): [
+            {
+                "method": r.method,
+                "task": r.task,
+                "score": r.score,
+                "std": r.std,
+                "seeds": r.seeds,
+                "source": r.source,
+                "computed_here": r.computed,
+            }
+            for r in result.references
+        ]
+        for result in data.budgets
     }
 
 
@@ -206,22 +228,31 @@ def _reference_section(result: BudgetResult) -> list[str]:
     lines = [f"### Published reference results at {label} {UNIT_WORDS} (not runs of this project)", ""]
     if not result.references:
         return lines + [f"No shipped reference rows at {result.budget} {UNIT_WORDS}.", ""]
-    rows = [
-        [
-            r.method,
-            "mean of 6 PlaNet tasks" if r.task == MEAN_TASK else r.task,
-            f"{r.score:.1f}",
-            "" if r.std is None else f"{r.std:g}",
-            "" if r.seeds is None else str(r.seeds),
-            r.source,
-        ]
-        for r in result.references
-    ]
+    sources: list[str] = []
+    rows = []
+    for r in result.references:
+        if r.source not in sources:
+            sources.append(r.source)
+        task = r.task
+        if r.task == MEAN_TASK:
+            task = "mean of 6 PlaNet tasks" + (" (computed from the rows above)" if r.computed else "")
+        rows.append(
+            [
+                r.method,
+                task,
+                f"{r.score:.1f}",
+                "" if r.std is None else f"{r.std:g}",
+                "" if r.seeds is None else str(r.seeds),
+                f"[{sources.index(r.source) + 1}]",
+            ]
+        )
     lines += _table(["method", "task", "return", "± (as published)", "seeds", "source"], rows)
-    notes = sorted({(r.method, r.note) for r in result.references if r.note})
-    if notes:
-        lines += [""] + [f"- {method}: {note}" for method, note in notes]
-    return lines + [""]
+    lines.append("")
+    for i, source in enumerate(sources, start=1):
+        notes = sorted({r.note for r in result.references if r.source == source and r.note and not r.computed})
+        lines.append(f"[{i}] {source}" + (f". {' '.join(notes)}" if notes else ""))
+        lines.append("")
+    return lines
 
 
 def _budget_section(data: ReportData, result: BudgetResult) -> list[str]:

@@ -1,0 +1,1 @@
+"""One nn.Module per method: forward(...) -> (loss, metrics dict)."""

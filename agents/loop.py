@@ -28,9 +28,6 @@ def validate(cfg: DictConfig) -> None:
             raise UserError(f"{key} must be > 0, got {cfg[key]}")
     if int(cfg.random_agent_steps) < 0:
         raise UserError(f"random_agent_steps must be >= 0, got {cfg.random_agent_steps}")
-    if cfg.aux is not None:  # command-line composition: aux=[curl,mcurl]
-        cfg.agent.aux = list(cfg.aux)
-        cfg.agent.name = "+".join(["sac", *cfg.agent.aux]) if cfg.agent.name == "sac" else cfg.agent.name
     if cfg.agent.pixels and int(cfg.env.image_size) > int(cfg.env.render_size):
         raise UserError(f"crop size env.image_size={cfg.env.image_size} is larger than the render "
                         f"env.render_size={cfg.env.render_size}")

@@ -63,25 +63,58 @@ def build_parser() -> argparse.ArgumentParser:
         "agent steps.",
         epilog="example: mcrl-report runs/ --out report/ --compare curl sac",
     )
-    parser.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", type=Path,
-                        help="directories searched recursively for runs (folders holding eval.csv)")
-    parser.add_argument("--out", required=True, type=Path, metavar="DIR",
-                        help="output folder for report.md, summary.json and the PNGs (created if missing)")
-    parser.add_argument("--budgets", nargs="+", type=parse_budget, default=list(DEFAULT_BUDGETS),
-                        metavar="ENV_STEPS",
-                        help="env-step budgets to report at (default: 100000 500000; 100k and 1M work too)")
-    parser.add_argument("--reps", type=_positive_int, default=DEFAULT_REPS, metavar="N",
-                        help=f"bootstrap resamples for every CI (default: {DEFAULT_REPS}; rliable's own "
-                        "default is 50000)")
-    parser.add_argument("--compare", nargs=2, metavar=("AGENT_A", "AGENT_B"),
-                        help="also report the probability that AGENT_A scores above AGENT_B")
-    parser.add_argument("--on-error", choices=("skip", "fail"), default="skip",
-                        help="a run with a missing or malformed eval.csv/config.yaml: skip it with a "
-                        "warning (default) or fail with a non-zero exit")
-    parser.add_argument("--no-reference", action="store_true",
-                        help="leave out the published reference rows (tables and dashed marks)")
-    parser.add_argument("--bootstrap-seed", type=int, default=0, metavar="SEED",
-                        help="seed of the bootstrap resampling, for reproducible CIs (default: 0)")
+    parser.add_argument(
+        "run_dirs",
+        nargs="+",
+        metavar="RUN_DIR",
+        type=Path,
+        help="directories searched recursively for runs (folders holding eval.csv)",
+    )
+    parser.add_argument(
+        "--out",
+        required=True,
+        type=Path,
+        metavar="DIR",
+        help="output folder for report.md, summary.json and the PNGs (created if missing)",
+    )
+    parser.add_argument(
+        "--budgets",
+        nargs="+",
+        type=parse_budget,
+        default=list(DEFAULT_BUDGETS),
+        metavar="ENV_STEPS",
+        help="env-step budgets to report at (default: 100000 500000; 100k and 1M work too)",
+    )
+    parser.add_argument(
+        "--reps",
+        type=_positive_int,
+        default=DEFAULT_REPS,
+        metavar="N",
+        help=f"bootstrap resamples for every CI (default: {DEFAULT_REPS}; rliable's own default is 50000)",
+    )
+    parser.add_argument(
+        "--compare",
+        nargs=2,
+        metavar=("AGENT_A", "AGENT_B"),
+        help="also report the probability that AGENT_A scores above AGENT_B",
+    )
+    parser.add_argument(
+        "--on-error",
+        choices=("skip", "fail"),
+        default="skip",
+        help="a run with a missing or malformed eval.csv/config.yaml: skip it with a "
+        "warning (default) or fail with a non-zero exit",
+    )
+    parser.add_argument(
+        "--no-reference", action="store_true", help="leave out the published reference rows (tables and dashed marks)"
+    )
+    parser.add_argument(
+        "--bootstrap-seed",
+        type=int,
+        default=0,
+        metavar="SEED",
+        help="seed of the bootstrap resampling, for reproducible CIs (default: 0)",
+    )
     return parser
 
 
@@ -89,8 +122,9 @@ def _warn(message: str) -> None:
     print(f"mcrl-report: warning: {message}", file=sys.stderr)
 
 
-def _load_runs(args: argparse.Namespace) -> tuple[list[discovery.Run], list[discovery.Problem],
-                                                   list[discovery.Problem]]:
+def _load_runs(
+    args: argparse.Namespace,
+) -> tuple[list[discovery.Run], list[discovery.Problem], list[discovery.Problem]]:
     try:
         runs, problems, duplicates = discovery.discover_runs(args.run_dirs)
     except FileNotFoundError as err:

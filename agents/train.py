@@ -21,11 +21,20 @@ def _options(group: str) -> list[str]:
 def rewrite_overrides(argv: list[str]) -> list[str]:
     """Check ``agent=`` / ``env=`` choices up front (one clear line instead of hydra's page).
 
+    ``aux=[curl,mcurl]`` becomes ``agent.aux=[curl,mcurl] agent.name=sac+curl+mcurl``.
+
     ``env=<any dm_control task>`` without its own YAML becomes ``env=dmc env.name=<task>``.
     """
     out: list[str] = []
+    named = any(arg.startswith("agent.name=") for arg in argv)
     for arg in argv:
         key, _, value = arg.partition("=")
+        if key == "aux":  # aux=[curl,mcurl]: the agent's aux list (the config group 'aux' holds settings)
+            names = [n.strip() for n in value.strip("[]").split(",") if n.strip()]
+            out.append(f"agent.aux=[{','.join(names)}]")
+            if not named:
+                out.append(f"agent.name={'+'.join(['sac', *names])}")
+            continue
         if key == "agent" and value and value not in _options("agent"):
             raise UserError(f"unknown agent {value!r}; available: {', '.join(_options('agent'))}")
         if key == "env" and value and "," not in value and value not in _options("env"):

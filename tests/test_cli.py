@@ -65,6 +65,9 @@ def test_resume_continues_from_the_checkpoint(trained_run, tmp_path):
         (["steps=0"], "steps must be > 0"),
         (["batch_size=64", "random_agent_steps=10"], "larger than the filled replay buffer"),
         (["env.image_size=64"], "larger than the render"),
+        (["aux=[curl,nope]"], "unknown aux objective 'nope'"),
+        (["agent=mcurl", "aux_cfg.mcurl.seq_len=60"], "longer than an episode"),
+        (["agent=mcurl", "aux_cfg.mcurl.mask_prob=1.5"], "must be in [0, 1]"),
     ],
 )
 def test_bad_input_is_one_line_and_nonzero(args, message, tmp_path):
@@ -79,3 +82,14 @@ def test_eval_cli_bad_path(tmp_path):
     proc = run(["agents.evaluate", str(tmp_path / "missing")], tmp_path)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
     assert "no such run directory" in proc.stderr
+
+
+def test_aux_composition_from_the_command_line(tmp_path):
+    run_dir = tmp_path / "r"
+    proc = run(["agents.train", *TINY, "steps=60", "eval_every=60", "log_every=60", "aux=[curl,mcurl]",
+                "aux_cfg.mcurl.seq_len=4", "aux_cfg.mcurl.num_seqs=2", f"hydra.run.dir={run_dir}"], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    cfg = yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert cfg["agent"]["aux"] == ["curl", "mcurl"] and cfg["agent"]["name"] == "sac+curl+mcurl"
+    header = (run_dir / "train.csv").read_text().splitlines()[0]
+    assert "aux/curl" in header and "aux/mcurl" in header

@@ -117,9 +117,7 @@ def load_eval_csv(path: Path) -> tuple[np.ndarray, np.ndarray]:
                 raise RunLoadError(f"{path}: empty file (expected header {','.join(REQUIRED_EVAL_COLUMNS)},...)")
             missing = [c for c in REQUIRED_EVAL_COLUMNS if c not in header]
             if missing:
-                raise RunLoadError(
-                    f"{path}: missing column(s) {', '.join(missing)} (header is: {','.join(header)})"
-                )
+                raise RunLoadError(f"{path}: missing column(s) {', '.join(missing)} (header is: {','.join(header)})")
             by_step: dict[int, float] = {}
             for row in reader:
                 line = reader.line_num

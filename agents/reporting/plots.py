@@ -128,9 +128,7 @@ def plot_grid(
     return _save(fig, path)
 
 
-def plot_profiles(
-    path: Path, budget: int, profiles: Mapping[str, Profile], colours: Mapping[str, str]
-) -> Path:
+def plot_profiles(path: Path, budget: int, profiles: Mapping[str, Profile], colours: Mapping[str, str]) -> Path:
     """Performance profiles (score distributions) at one budget, 95% bootstrap bands."""
     fig = Figure(figsize=(6.4, 4.2), layout="constrained")
     ax = fig.add_subplot()
@@ -146,9 +144,7 @@ def plot_profiles(
     return _save(fig, path)
 
 
-def plot_aggregates(
-    path: Path, budget: int, aggregates: Mapping[str, Aggregate], colours: Mapping[str, str]
-) -> Path:
+def plot_aggregates(path: Path, budget: int, aggregates: Mapping[str, Aggregate], colours: Mapping[str, str]) -> Path:
     """IQM, mean, median and optimality gap per agent as points with 95% CI bars."""
     agents = sorted(aggregates)
     fig = Figure(figsize=(3.0 * len(METRICS), 0.6 * len(agents) + 1.8), layout="constrained")

@@ -161,9 +161,7 @@ class Profile:
     upper: np.ndarray
 
 
-def performance_profile(
-    task_scores: Mapping[str, np.ndarray], taus: np.ndarray, reps: int, seed: int = 0
-) -> Profile:
+def performance_profile(task_scores: Mapping[str, np.ndarray], taus: np.ndarray, reps: int, seed: int = 0) -> Profile:
     """Score-distribution profile with bootstrap CIs (equal to rliable's for equal seed counts)."""
 
     def fraction_above(*task_columns: np.ndarray) -> np.ndarray:
@@ -215,16 +213,12 @@ def probability_of_improvement(
 
     # Point estimate straight from rliable; the bootstrap uses the identical pairwise formula, which
     # is ~100x faster than a Mann-Whitney call per task per resample.
-    point = float(
-        np.mean([rly_metrics.probability_of_improvement(columns[i], columns[k + i]) for i in range(k)])
-    )
+    point = float(np.mean([rly_metrics.probability_of_improvement(columns[i], columns[k + i]) for i in range(k)]))
     with seeded_numpy(seed):
         _, intervals = rly.get_interval_estimates(
             {"poi": columns}, mean_poi, reps=reps, confidence_interval_size=CI_LEVEL
         )
-    return Improvement(
-        names[0], names[1], tasks, point, (float(intervals["poi"][0][0]), float(intervals["poi"][1][0]))
-    )
+    return Improvement(names[0], names[1], tasks, point, (float(intervals["poi"][0][0]), float(intervals["poi"][1][0])))
 
 
 @dataclass(frozen=True)

@@ -276,9 +276,7 @@ def _budget_section(data: ReportData, result: BudgetResult) -> list[str]:
         tasks = sorted({t for stats in result.task_stats.values() for t in stats})
         agents = sorted(result.task_stats)
         lines += ["", "### Per-task return (mean ± std over seeds)", ""]
-        lines += _table(
-            ["task"] + agents, [[t] + [_cell(result.task_stats[a].get(t)) for a in agents] for t in tasks]
-        )
+        lines += _table(["task"] + agents, [[t] + [_cell(result.task_stats[a].get(t)) for a in agents] for t in tasks])
         lines.append("")
         if result.improvement is not None:
             imp = result.improvement
@@ -291,9 +289,14 @@ def _budget_section(data: ReportData, result: BudgetResult) -> list[str]:
             ]
         elif result.improvement_note:
             lines += ["### Probability of improvement", "", result.improvement_note, ""]
-        figures = [f"[{name}]({png})" for name, png in (
-            ("performance profile", result.profile_png), ("aggregate intervals", result.aggregates_png)
-        ) if png]
+        figures = [
+            f"[{name}]({png})"
+            for name, png in (
+                ("performance profile", result.profile_png),
+                ("aggregate intervals", result.aggregates_png),
+            )
+            if png
+        ]
         if figures:
             lines += ["Figures: " + ", ".join(figures), ""]
             if result.profile_png:

@@ -31,8 +31,8 @@ def test_train_writes_the_run_directory(trained_run):
     assert list(rows[0].keys()) == ["env_step", "return_mean", "return_std", "episodes", "wall_time_s"]
     assert [int(r["env_step"]) for r in rows] == [0, 100, 200]
     cfg = yaml.safe_load((trained_run / "config.yaml").read_text())
-    assert cfg["agent"]["name"] == "sac" and cfg["env"]["name"] == "synthetic-reach"
-    assert cfg["env"]["action_repeat"] == 1 and cfg["seed"] == 1
+    assert cfg["agent"]["name"] == "curl" and cfg["env"]["name"] == "synthetic-reach"
+    assert cfg["env"]["action_repeat"] == 2 and cfg["seed"] == 1
     train_rows = list(csv.DictReader((trained_run / "train.csv").open()))
     assert "critic_loss" in train_rows[-1] and train_rows[-1]["critic_loss"] != ""
     assert list((trained_run / "tb").glob("events.out.tfevents.*"))
@@ -86,7 +86,7 @@ def test_eval_cli_bad_path(tmp_path):
 
 def test_aux_composition_from_the_command_line(tmp_path):
     run_dir = tmp_path / "r"
-    proc = run(["agents.train", *TINY, "steps=60", "eval_every=60", "log_every=60", "aux=[curl,mcurl]",
+    proc = run(["agents.train", *TINY, "steps=120", "eval_every=120", "log_every=120", "aux=[curl,mcurl]",
                 "aux_cfg.mcurl.seq_len=4", "aux_cfg.mcurl.num_seqs=2", f"hydra.run.dir={run_dir}"], tmp_path)
     assert proc.returncode == 0, proc.stderr
     cfg = yaml.safe_load((run_dir / "config.yaml").read_text())

@@ -79,6 +79,14 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     replay = build_replay(env.observation_space, action_dim, int(cfg.env.frame_stack), int(cfg.replay_capacity),
                           pixels, runtime, str(cfg.replay_device), runtime.component_seed("replay") % 2**32)
     agent.replay = replay
+    if cfg.encoder_init:
+        from agents.transfer import apply_encoder_init
+
+        loaded = apply_encoder_init(agent, str(cfg.encoder_init), bool(cfg.freeze_encoder))
+    elif cfg.freeze_encoder:
+        raise UserError("freeze_encoder=true needs encoder_init=PATH (a pretrained encoder to keep fixed)")
+    else:
+        loaded = None
     ckpt = Checkpointer(run_dir / "checkpoints", keep=int(cfg.keep_checkpoints))
 
     env_step = agent_step = episode = 0
@@ -91,6 +99,9 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     if resumed_at:
         logger.message(f"resumed from env step {env_step} (replay buffer starts empty)")
     logger.message(f"run dir: {run_dir} | {runtime.describe()} | action repeat {repeat}")
+    if loaded:
+        logger.message(f"encoder initialised from {loaded['path']} (frozen: {loaded['frozen']}, "
+                       f"head loaded: {loaded['head_loaded']})")
 
     def save() -> None:
         ckpt.save(env_step, {"agent": agent.training_state()},

@@ -93,3 +93,26 @@ def test_aux_composition_from_the_command_line(tmp_path):
     assert cfg["agent"]["aux"] == ["curl", "mcurl"] and cfg["agent"]["name"] == "sac+curl+mcurl"
     header = (run_dir / "train.csv").read_text().splitlines()[0]
     assert "aux/curl" in header and "aux/mcurl" in header
+
+
+def test_train_from_a_pretrained_frozen_encoder(tmp_path):
+    from representations.encoders import ConvEncoder, save_encoder
+
+    torch.manual_seed(3)
+    path = save_encoder(ConvEncoder(in_channels=9, image_size=32, num_filters=8), tmp_path / "enc.pt")
+    run_dir = tmp_path / "r"
+    proc = run(["agents.train", *TINY, "steps=120", "eval_every=120", f"encoder_init={path}", "freeze_encoder=true",
+                f"hydra.run.dir={run_dir}"], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "encoder initialised from" in proc.stderr
+    state = torch.load(sorted((run_dir / "checkpoints").glob("*.pt"))[-1], weights_only=True)["state"]["agent"]
+    source = torch.load(path, weights_only=True)["state_dict"]
+    assert torch.equal(state["agent"]["critic.encoder.convs.0.weight"], source["convs.0.weight"])  # frozen
+    assert not torch.equal(state["agent"]["critic.encoder.fc.weight"], source["fc.weight"])  # head learned
+
+
+def test_missing_encoder_init_is_one_line(tmp_path):
+    proc = run(["agents.train", *TINY, "steps=50", f"encoder_init={tmp_path / 'none.pt'}",
+                f"hydra.run.dir={tmp_path / 'r'}"], tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "none.pt" in proc.stderr

@@ -1,0 +1,74 @@
+"""Start a pixel SAC agent from a pretrained ConvEncoder (``mcrl-train encoder_init=PATH``).
+
+The critic's encoder receives the weights; the actor shares the critic's conv layers (tied
+parameters), so it sees them too; the critic target's encoder gets a copy. With ``freeze=True`` the
+conv layers stop receiving gradients and are removed from every optimiser, so neither the critic
+loss nor an auxiliary loss moves them; the fc + LayerNorm head stays trainable.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import torch
+from torch import nn
+
+from agents.sac import SACAgent
+from representations.encoders import ConvEncoder, load_pretrained
+
+_CONV_KEYS = ("in_channels", "num_layers", "num_filters")
+
+
+def apply_encoder_init(agent: SACAgent, path: str | os.PathLike[str], freeze: bool = False) -> dict[str, Any]:
+    """Load ``path`` (a ``save_encoder`` file of a ConvEncoder) into ``agent``; returns what was loaded.
+
+    The conv stack must match the agent's (channels, layers, filters); the fc + LayerNorm head is
+    loaded too when its shapes match (same image size and feature_dim), otherwise it keeps its
+    initialisation and ``{"head_loaded": False}`` says so.
+    """
+    if not agent.pixels:
+        raise ValueError("encoder_init needs a pixel agent (this one uses states)")
+    pretrained = load_pretrained(path)
+    if not isinstance(pretrained, ConvEncoder):
+        raise ValueError(f"{path} holds a {type(pretrained).__name__}; SAC agents need a ConvEncoder (encoder=conv)")
+    target: ConvEncoder = agent.critic.encoder
+    mine, theirs = target.init_kwargs, pretrained.init_kwargs
+    mismatched = [k for k in _CONV_KEYS if mine[k] != theirs[k]]
+    if mismatched:
+        detail = ", ".join(f"{k} {theirs[k]} vs agent {mine[k]}" for k in mismatched)
+        raise ValueError(f"pretrained encoder does not fit the agent: {detail}")
+    device = next(target.parameters()).device
+    state = {k: v.to(device) for k, v in pretrained.state_dict().items()}
+    own = target.state_dict()
+    head_ok = all(k in own and own[k].shape == v.shape for k, v in state.items())
+    with torch.no_grad():
+        for (_, param), (_, src) in zip(_conv_params(target), _conv_params(pretrained)):
+            param.copy_(src.to(device))
+        if head_ok:
+            for name in ("fc.weight", "fc.bias", "norm.weight", "norm.bias"):
+                if name in state:
+                    own[name].copy_(state[name])
+        agent.critic_target.encoder.load_state_dict(target.state_dict())
+    if freeze:
+        freeze_convs(agent)
+    return {"path": str(path), "head_loaded": head_ok, "frozen": freeze,
+            "conv_params": sum(p.numel() for _, p in _conv_params(target))}
+
+
+def _conv_params(encoder: ConvEncoder) -> list[tuple[str, nn.Parameter]]:
+    return [(f"convs.{n}", p) for n, p in encoder.convs.named_parameters()]
+
+
+def freeze_convs(agent: SACAgent) -> None:
+    """Stop gradients to the shared conv layers and drop them from every optimiser of the agent."""
+    frozen = {id(p) for _, p in _conv_params(agent.critic.encoder)}
+    for _, param in _conv_params(agent.critic.encoder):
+        param.requires_grad_(False)
+    optimizers = [agent.actor_opt, agent.critic_opt, agent.alpha_opt, *[o for o in agent.aux_opts if o is not None]]
+    for opt in optimizers:
+        for group in opt.param_groups:
+            group["params"] = [p for p in group["params"] if id(p) not in frozen]
+        for pid in list(opt.state):
+            if id(pid) in frozen:
+                del opt.state[pid]

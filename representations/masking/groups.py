@@ -1,0 +1,39 @@
+"""MiCL token split: mask most tokens, then split the visible ones into two disjoint groups."""
+
+from __future__ import annotations
+
+import torch
+
+from ._sampling import as_device, check_ratio, uniform
+
+
+def split_visible_groups(
+    batch: int,
+    num_tokens: int,
+    ratio: float,
+    *,
+    generator: torch.Generator | None = None,
+    device: torch.device | str | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two (B, n) int64 index tensors of disjoint visible tokens, each sorted ascending.
+
+    round(ratio * N) tokens are masked; the V = N - that visible ones are split at random into two
+    groups of n = V // 2 (one token dropped when V is odd). Each group is one "view" of the image
+    for the shared ViT; disjoint groups make the two views share no pixels. ``ratio`` is a float
+    (equal group sizes across the batch keep the tensors rectangular).
+    """
+    if isinstance(ratio, (tuple, list)):
+        raise ValueError("split_visible_groups needs a single float ratio (groups must have one size)")
+    low, _ = check_ratio(ratio)
+    if num_tokens < 1:
+        raise ValueError(f"num_tokens must be >= 1, got {num_tokens}")
+    visible = num_tokens - round(low * num_tokens)
+    n = visible // 2
+    if n < 1:
+        raise ValueError(
+            f"masking {low} of {num_tokens} tokens leaves {visible} visible, too few for two groups"
+        )
+    device = as_device(device)
+    noise = uniform((batch, num_tokens), generator, device)
+    order = torch.topk(noise, 2 * n, dim=1, largest=False, sorted=True).indices
+    return order[:, :n].sort(dim=1).values, order[:, n:].sort(dim=1).values

@@ -77,6 +77,7 @@ def main() -> None:
     parser.add_argument("--parallel", type=int, default=4)
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--runs", type=Path, default=Path("runs/dmc100k"))
+    parser.add_argument("--results", type=Path, default=RESULTS, help="where eval CSVs + manifest are copied")
     parser.add_argument("--dry-run", action="store_true", help="print the commands and exit")
     parser.add_argument("extra", nargs="*", help="extra hydra overrides for every run (after --)")
     args = parser.parse_args()
@@ -97,22 +98,24 @@ def main() -> None:
         for path, code, seconds in pool.map(lambda job: launch(*job), jobs):
             print(f"{'ok ' if code == 0 else 'FAILED'} {path} ({seconds / 60:.1f} min, exit {code})", flush=True)
 
-    RESULTS.mkdir(parents=True, exist_ok=True)
+    results = args.results
+    results.mkdir(parents=True, exist_ok=True)
     manifest = {"device": device_name(args.device), "steps_unit": "env_steps", "budget": args.steps, "runs": []}
     for agent in args.agents:
         for task in args.tasks:
             for seed in args.seeds:
                 path = run_dir(args.runs, agent, task, seed)
                 if (path / "eval.csv").is_file():  # same layout as runs/: mcrl-report reads it directly
-                    dest = run_dir(RESULTS, agent, task, seed)
+                    dest = run_dir(results, agent, task, seed)
                     dest.mkdir(parents=True, exist_ok=True)
                     shutil.copy(path / "eval.csv", dest / "eval.csv")
                     shutil.copy(path / "config.yaml", dest / "config.yaml")
                     manifest["runs"].append({"agent": agent, "task": task, "seed": seed,
-                                             "dir": str(dest.relative_to(RESULTS)),
+                                             "dir": str(dest.relative_to(results)),
                                              "complete": finished(path, args.steps)})
-    (RESULTS / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
-    print(f"eval CSVs and manifest in {RESULTS}")
+    manifest["overrides"] = list(args.extra)
+    (results / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    print(f"eval CSVs and manifest in {results}")
 
 
 if __name__ == "__main__":

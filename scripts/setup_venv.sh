@@ -20,6 +20,14 @@ else
   echo "[setup] no CUDA: installing the CPU build torch==$TORCH_CPU_VERSION"
   $PIP install -q "torch==$TORCH_CPU_VERSION"
 fi
+# Real data for the pretraining examples and tests: Fashion-MNIST from Debian (best effort, never fatal).
+FMNIST=/usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
+if [ ! -f "$FMNIST" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  echo "[setup] installing Debian package dataset-fashion-mnist"
+  (apt-get install -y -q dataset-fashion-mnist >/dev/null 2>&1 || \
+   (apt-get update -q >/dev/null 2>&1 && apt-get install -y -q dataset-fashion-mnist >/dev/null 2>&1)) || \
+    echo "[setup] could not install dataset-fashion-mnist; Fashion-MNIST tests will be skipped"
+fi
 STAMP="$VENV/.mcrl-installed"
 if [ ! -f "$STAMP" ] || [ pyproject.toml -nt "$STAMP" ]; then
   echo "[setup] installing mcrl[dev]"

@@ -15,7 +15,10 @@ def _check(images: torch.Tensor, size: int) -> tuple[int, int]:
 
 
 def random_crop(images: torch.Tensor, size: int, generator: torch.Generator | None = None) -> torch.Tensor:
-    """An independent random ``size``x``size`` window per image, by one gather (no Python loop)."""
+    """An independent random ``size``x``size`` window per image, by one gather (no Python loop).
+
+    ``unfold`` exposes every window as a view; indexing picks one per image and copies only it.
+    """
     h, w = _check(images, size)
     b = images.shape[0]
     if size == h and size == w:
@@ -23,12 +26,8 @@ def random_crop(images: torch.Tensor, size: int, generator: torch.Generator | No
     dev = images.device
     top = torch.randint(0, h - size + 1, (b,), device=dev, generator=generator)
     left = torch.randint(0, w - size + 1, (b,), device=dev, generator=generator)
-    offsets = torch.arange(size, device=dev)
-    rows = (top[:, None] + offsets)[:, :, None]  # (B, S, 1)
-    cols = (left[:, None] + offsets)[:, None, :]  # (B, 1, S)
-    batch = torch.arange(b, device=dev)[:, None, None]
-    # Advanced indexing on (B, H, W, C) gives (B, S, S, C); move channels back to dim 1.
-    return images.permute(0, 2, 3, 1)[batch, rows, cols].permute(0, 3, 1, 2).contiguous()
+    windows = images.unfold(2, size, 1).unfold(3, size, 1)  # (B, C, H-s+1, W-s+1, s, s), a view
+    return windows[torch.arange(b, device=dev), :, top, left]
 
 
 def center_crop(images: torch.Tensor, size: int) -> torch.Tensor:

@@ -57,8 +57,12 @@ def build_agent(agent_cfg: Mapping[str, Any], env_cfg: Mapping[str, Any], obs_sp
     names = list(agent_cfg.get("aux") or [])
     if names and not pixels:
         raise UserError(f"aux objectives {names} need pixel observations (agent.pixels=true)")
-    return SACAgent(obs_shape, action_dim, cfg, aux=build_aux(names, aux_cfg or {}, cfg.feature_dim),
-                    device=runtime.torch_device, pixels=pixels, generator=runtime.generator("agent"))
+    agent = SACAgent(obs_shape, action_dim, cfg, aux=build_aux(names, aux_cfg or {}, cfg.feature_dim),
+                     device=runtime.torch_device, pixels=pixels, generator=runtime.generator("agent"),
+                     autocast=runtime.autocast)
+    if runtime.compile and pixels:
+        agent.compile_encoders()
+    return agent
 
 
 def build_replay(obs_space: gym.Space, action_dim: int, frame_stack: int, capacity: int, pixels: bool,

@@ -8,9 +8,11 @@ with ``critic_tau``, encoder with ``encoder_tau``).
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
@@ -79,8 +81,10 @@ class AuxObjective(Protocol):
 class SACAgent(nn.Module):
     def __init__(self, obs_shape: Sequence[int], action_dim: int, config: SACConfig | None = None,
                  aux: Sequence[nn.Module] = (), device: str | torch.device = "cpu", pixels: bool = True,
-                 generator: torch.Generator | None = None) -> None:
+                 generator: torch.Generator | None = None,
+                 autocast: Callable[[], AbstractContextManager[None]] = contextlib.nullcontext) -> None:
         super().__init__()
+        self.autocast = autocast
         self.cfg = cfg = config or SACConfig()
         self.pixels = pixels
         self.device_ = torch.device(device)
@@ -133,6 +137,12 @@ class SACAgent(nn.Module):
         return (mean if deterministic else action)[0].float().cpu().numpy()
 
     # -- learning --------------------------------------------------------------------------------
+    def compile_encoders(self) -> None:
+        """torch.compile the conv stacks in place (state_dict keys stay the same)."""
+        for enc in (self.critic.encoder, self.critic_target.encoder):
+            if enc is not None:
+                enc.convs.forward = torch.compile(enc.convs.forward)
+
     def crop(self, obs: torch.Tensor) -> torch.Tensor:
         return random_crop(obs, self.cfg.image_size, self.generator) if self.pixels else obs.float()
 
@@ -172,16 +182,17 @@ class SACAgent(nn.Module):
         obs, next_obs = self.crop(batch.obs), self.crop(batch.next_obs)
         metrics: dict[str, torch.Tensor] = {}
 
-        critic_loss, feats, conv_map = self.critic_loss(obs, batch, next_obs)
-        total = critic_loss
-        metrics["critic_loss"] = critic_loss.detach()
-        if len(self.aux):
-            ctx = UpdateContext(batch, obs, feats, conv_map, self, self.update_step)
-            for aux in self.aux:
-                loss, aux_metrics = aux.compute(ctx)
-                total = total + loss
-                metrics[f"aux/{aux.name}"] = loss.detach()
-                metrics.update({f"aux/{aux.name}_{k}": v for k, v in aux_metrics.items()})
+        with self.autocast():  # bf16 forward passes on CUDA (Runtime's policy); backward outside
+            critic_loss, feats, conv_map = self.critic_loss(obs, batch, next_obs)
+            total = critic_loss
+            metrics["critic_loss"] = critic_loss.detach()
+            if len(self.aux):
+                ctx = UpdateContext(batch, obs, feats, conv_map, self, self.update_step)
+                for aux in self.aux:
+                    loss, aux_metrics = aux.compute(ctx)
+                    total = total + loss.float()
+                    metrics[f"aux/{aux.name}"] = loss.detach()
+                    metrics.update({f"aux/{aux.name}_{k}": v for k, v in aux_metrics.items()})
         self.critic_opt.zero_grad(set_to_none=True)
         for opt in self.aux_opts:
             if opt is not None:
@@ -194,7 +205,8 @@ class SACAgent(nn.Module):
             aux.after_step(self.update_step)
 
         if self.update_step % self.cfg.actor_update_freq == 0:
-            actor_loss, alpha_loss, extra = self.actor_and_alpha_loss(obs)
+            with self.autocast():
+                actor_loss, alpha_loss, extra = self.actor_and_alpha_loss(obs)
             self.actor_opt.zero_grad(set_to_none=True)
             actor_loss.backward()
             self.actor_opt.step()

@@ -1,0 +1,60 @@
+"""stable-baselines3 interop: a ``BaseFeaturesExtractor`` around a pretrained mcrl encoder.
+
+SB3 already divides image observations by 255 (``normalize_images=True``, its default), so the
+extractor receives floats in [0, 1]. Our ConvEncoder divides by 255 itself, so those floats are
+scaled back to 0..255 first; ResNetSmall / ViT take [0, 1] floats as they are. Pixels are thus
+normalised exactly once, whichever encoder is wrapped.
+"""
+
+from __future__ import annotations
+
+import os
+
+import gymnasium as gym
+import torch
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
+from torch import nn
+
+from representations.encoders import ConvEncoder, load_pretrained
+
+
+class PretrainedExtractor(BaseFeaturesExtractor):
+    """Features of a pretrained encoder (``encoder`` module or an ``encoder.pt`` path).
+
+    Use as ``policy_kwargs=dict(features_extractor_class=PretrainedExtractor,
+    features_extractor_kwargs=dict(encoder="run/encoder.pt", freeze=True))``. ``normalized_images``
+    must match the policy's ``normalize_images`` (True: SB3 hands over [0, 1] floats).
+    """
+
+    def __init__(self, observation_space: gym.spaces.Box, encoder: nn.Module | str | os.PathLike[str],
+                 freeze: bool = False, normalized_images: bool = True) -> None:
+        module = load_pretrained(encoder) if isinstance(encoder, (str, os.PathLike)) else encoder
+        shape = tuple(observation_space.shape or ())
+        expected = getattr(module, "init_kwargs", {}).get("in_channels")
+        if len(shape) != 3 or (expected is not None and shape[0] != expected):
+            raise ValueError(f"observation shape {shape} does not fit the encoder (channels-first with "
+                             f"{expected} channels expected; wrap the env in VecTransposeImage)")
+        super().__init__(observation_space, int(module.feature_dim))
+        self.encoder = module
+        self.freeze = freeze
+        self.normalized_images = normalized_images
+        if freeze:
+            self.encoder.requires_grad_(False)
+        self._scale = self._input_scale()
+
+    def _input_scale(self) -> float:
+        """Factor that takes what SB3 passes in to what the encoder expects."""
+        wants_255 = isinstance(self.encoder, ConvEncoder)
+        if self.normalized_images:
+            return 255.0 if wants_255 else 1.0
+        return 1.0 if wants_255 else 1.0 / 255.0
+
+    def train(self, mode: bool = True) -> PretrainedExtractor:
+        super().train(mode)
+        if self.freeze:
+            self.encoder.eval()  # frozen BatchNorm keeps its pretraining statistics
+        return self
+
+    def forward(self, observations: torch.Tensor) -> torch.Tensor:
+        features = self.encoder(observations.float() * self._scale)
+        return features.mean(dim=1) if features.dim() == 3 else features

@@ -81,7 +81,8 @@ def test_each_parameter_gets_exactly_one_step_per_update(name):
 def test_aux_loss_falls_when_optimised_alone_on_a_fixed_batch(name):
     agent = make_agent(name)
     batch = agent.replay.sample(16)
-    agent.replay.sample_sequences = lambda n, l, _fixed=agent.replay.sample_sequences(4, 6): _fixed  # fixed data
+    fixed_sequences = agent.replay.sample_sequences(4, 6)
+    agent.replay.sample_sequences = lambda n, length: fixed_sequences  # the same sequences every step
     params = list(agent.critic.encoder.parameters()) + list(agent.aux[0].parameters())
     opt = torch.optim.Adam(params, lr=1e-3)
     losses = []

@@ -47,7 +47,7 @@ def test_checkpointer_atomic_keep_last_and_weights_only(tmp_path):
 def test_failed_save_leaves_previous_checkpoint_intact(tmp_path):
     ck = Checkpointer(tmp_path, keep=3)
     good = ck.save(1, {"w": torch.ones(2)}, {"env_step": 1})
-    with pytest.raises(Exception):
+    with pytest.raises((AttributeError, TypeError, RuntimeError)):  # pickling a lambda fails
         ck.save(2, {"w": lambda: None}, {"env_step": 2})  # unpicklable: the save fails mid-way
     assert ck.latest() == good and torch.equal(load_checkpoint(good)["state"]["w"], torch.ones(2))
     assert not list(tmp_path.glob(".*tmp*"))

@@ -1,0 +1,109 @@
+"""The contract between pretraining methods and the Trainer.
+
+An objective is an ``nn.Module`` whose ``forward(batch)`` returns ``(loss, metrics)``; everything a
+resumed run needs (key encoders, queues) lives in its state_dict as parameters or buffers, and its
+random streams live in ``self.generators`` so the Trainer can checkpoint their states.
+
+A batch is a dict: ``images`` uint8 (B, C, H, W) on the device, ``labels``, ``rows`` (B,) = the
+samples' positions in the global batch and ``global_batch``. Random draws are made for the global
+batch and indexed by ``rows``, so 1 process and W processes see the same augmentations and masks.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..encoders.conv import ConvEncoder
+from ..masking import high_pass
+
+Batch = dict[str, Any]
+
+
+def encoder_scale(encoder: nn.Module) -> float:
+    """ConvEncoder divides every input by 255 itself; the other encoders take floats in [0, 1]."""
+    return 255.0 if isinstance(encoder, ConvEncoder) else 1.0
+
+
+def pooled(features: torch.Tensor) -> torch.Tensor:
+    """(B, D) features; a ViT with several [CLS] tokens gives (B, K, D), averaged here."""
+    return features.mean(dim=1) if features.dim() == 3 else features
+
+
+INPUT_FILTERS = ("none", "high_pass")
+
+
+@torch.no_grad()
+def encoder_features(encoder: nn.Module, images: torch.Tensor, input_filter: str = "none",
+                     highpass: tuple[int, float] = (11, 5.0)) -> torch.Tensor:
+    """Features of un-augmented images (uint8, or floats in [0, 1]) in a method's input domain.
+
+    Shared by the end-of-run evaluation and ``mcrl-pretrain-eval`` so both see the same inputs.
+    """
+    x = images.float() / 255.0 if images.dtype == torch.uint8 else images.float()
+    if input_filter == "high_pass":
+        x = high_pass(x, *highpass)
+    return pooled(encoder(x * encoder_scale(encoder))).float()
+
+
+class Objective(nn.Module):
+    """Base class: holds the online ``encoder`` (the thing that is saved) and named generators."""
+
+    name = "objective"
+
+    def __init__(self, encoder: nn.Module, *, generators: dict[str, torch.Generator] | None = None,
+                 seed: int = 0, input_filter: str = "none", highpass_kernel: int = 11,
+                 highpass_sigma: float = 5.0) -> None:
+        super().__init__()
+        if input_filter not in INPUT_FILTERS:
+            raise ValueError(f"input_filter must be 'none' or 'high_pass', got {input_filter!r}")
+        self.encoder = encoder
+        self.input_filter = input_filter
+        self.highpass = (highpass_kernel, highpass_sigma)
+        self.generators: dict[str, torch.Generator] = dict(generators or {})
+        for i, key in enumerate(("augment", "mask")):
+            if key not in self.generators:
+                self.generators[key] = torch.Generator().manual_seed(seed * 1000 + i)
+
+    # -- hooks for the Trainer ---------------------------------------------------------------------
+    def configure(self, total_steps: int) -> None:
+        """Called once with the run length (for momentum schedules)."""
+
+    def after_step(self, step: int) -> dict[str, float]:
+        """Called after every optimiser step with the number of steps done (EMA updates)."""
+        del step
+        return {}
+
+    def generator_states(self) -> dict[str, torch.Tensor]:
+        return {name: gen.get_state() for name, gen in self.generators.items()}
+
+    def load_generator_states(self, states: dict[str, torch.Tensor]) -> None:
+        for name, state in states.items():
+            if name in self.generators:
+                self.generators[name].set_state(state)
+
+    # -- inputs ----------------------------------------------------------------------------------
+    def prepare(self, views: torch.Tensor) -> torch.Tensor:
+        """Float views in [0, 1] -> the method's input domain (identity, or x - blur(x))."""
+        if self.input_filter == "high_pass":
+            return high_pass(views, *self.highpass)
+        return views
+
+    def encode(self, encoder: nn.Module, x: torch.Tensor) -> torch.Tensor:
+        """Run ``encoder`` on prepared inputs, scaled for encoders that expect 0..255."""
+        return pooled(encoder(x * encoder_scale(encoder)))
+
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        """Evaluation features of un-augmented uint8 images, in the training input domain."""
+        return encoder_features(self.encoder, images, self.input_filter, self.highpass)
+
+    @staticmethod
+    def random_rows(batch: Batch) -> tuple[torch.Tensor, int]:
+        """(rows, global batch size) of a batch; a plain 1-process batch when absent."""
+        images = batch["images"]
+        rows = batch.get("rows")
+        if rows is None:
+            rows = torch.arange(images.shape[0], device=images.device)
+        return rows.to(images.device), int(batch.get("global_batch", images.shape[0]))

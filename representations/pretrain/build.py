@@ -1,0 +1,127 @@
+"""Turn a composed pretraining config (plain dict) into data, encoder, objective and trainer settings.
+
+Plain-dict in, objects out: usable from hydra, from the benchmark scripts and from tests alike.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..core.trainer import TrainerConfig
+from ..data import AugmentConfig, BatchAugment, DataError, ImageData, load_splits
+from ..encoders import build_encoder, load_pretrained
+from ..objectives import METHODS, Objective, fill_settings
+
+_META_KEYS = {"name", "objective", "optim", "saliency", "augment"}
+
+
+def load_data(data_cfg: dict[str, Any], seed: int) -> tuple[ImageData, ImageData]:
+    """(train, test) ImageData of a data config; DataError with one clear line on bad input."""
+    return load_splits(
+        str(data_cfg["source"]), root=data_cfg.get("root"), path=data_cfg.get("path"),
+        test_path=data_cfg.get("test_path"), image_size=data_cfg.get("image_size"),
+        channels=int(data_cfg.get("channels") or 3), test_fraction=float(data_cfg.get("test_fraction", 0.2)),
+        seed=seed, train_limit=data_cfg.get("train_limit"), test_limit=data_cfg.get("test_limit"),
+    )
+
+
+def build_augment(data_cfg: dict[str, Any], image_size: int) -> BatchAugment:
+    aug = dict(data_cfg.get("augment") or {})
+    for key in ("scale", "ratio", "blur_sigma"):
+        if key in aug:
+            aug[key] = tuple(float(v) for v in aug[key])
+    return BatchAugment(AugmentConfig(size=int(data_cfg.get("image_size") or image_size), **aug))
+
+
+def build_model_encoder(encoder_cfg: dict[str, Any], method_cfg: dict[str, Any], channels: int,
+                        image_size: int) -> nn.Module:
+    """The online encoder, sized for the data (in_channels, image_size); micl gets num_cls=2."""
+    kwargs = {k: v for k, v in encoder_cfg.items() if k != "name"}
+    name = str(encoder_cfg["name"])
+    kwargs.update(in_channels=channels, image_size=image_size)
+    if method_cfg["objective"] == "micl":
+        if name != "vit":
+            raise ValueError(f"method micl needs encoder=vit, got encoder={name}")
+        kwargs["num_cls"] = 2
+    for key in ("widths", "blocks"):
+        if key in kwargs:
+            kwargs[key] = [int(v) for v in kwargs[key]]
+    try:
+        return build_encoder(name, **kwargs)
+    except TypeError as err:
+        raise ValueError(f"encoder {name}: {err}") from None
+
+
+def _saliency_encoder(method_cfg: dict[str, Any], device: torch.device) -> nn.Module | None:
+    source = method_cfg.get("saliency", "key")
+    if source in (None, "key"):
+        return None
+    path = Path(str(source))
+    if not path.is_file():
+        raise FileNotFoundError(f"saliency encoder not found: {path} (use method.saliency=key or a saved encoder.pt)")
+    return load_pretrained(path).to(device)
+
+
+def build_objective(method_cfg: dict[str, Any], encoder: nn.Module, augment: BatchAugment,
+                    generators: dict[str, torch.Generator], device: torch.device) -> Objective:
+    """Instantiate the method named by ``method.objective`` with its config keys as kwargs."""
+    kind = str(method_cfg["objective"])
+    if kind not in METHODS:
+        raise ValueError(f"unknown method {kind!r}; available: {', '.join(METHODS)}")
+    kwargs = {k: v for k, v in method_cfg.items() if k not in _META_KEYS}
+    for key in ("mask_ratio", "hard_ratio"):
+        if isinstance(kwargs.get(key), (list, tuple)):
+            kwargs[key] = tuple(float(v) for v in kwargs[key])
+    if kind == "moco_saliency":
+        kwargs["saliency_encoder"] = _saliency_encoder(method_cfg, device)
+    if kind == "micl" and not method_cfg.get("augment", True):
+        augment = None  # type: ignore[assignment]
+    try:
+        return METHODS[kind](encoder, augment, generators=generators, **kwargs)
+    except TypeError as err:
+        raise ValueError(f"method {kind}: {err}") from None
+
+
+def input_filter_of(method_cfg: dict[str, Any]) -> str:
+    """The input domain a method trains in (evaluation must use the same)."""
+    fill = method_cfg.get("fill")
+    return fill_settings(str(fill))[0] if fill is not None else "none"
+
+
+def trainer_config(cfg: dict[str, Any]) -> TrainerConfig:
+    """Loop settings: top-level overrides win over the method's ``optim`` defaults."""
+    optim = dict(cfg["method"].get("optim") or {})
+
+    def pick(top: str, key: str, default: Any) -> Any:
+        value = cfg.get(top)
+        return value if value is not None else optim.get(key, default)
+
+    steps, epochs = cfg.get("steps"), cfg.get("epochs")
+    if epochs is not None and steps is not None:
+        steps = None  # epochs given explicitly wins over the default step budget
+    return TrainerConfig(
+        steps=None if steps is None else int(steps), epochs=None if epochs is None else int(epochs),
+        batch_size=int(cfg["batch_size"]), optimizer=str(pick("optimizer", "name", "sgd")),
+        lr=float(pick("lr", "lr", 0.06)), momentum=float(optim.get("momentum", 0.9)),
+        weight_decay=float(pick("weight_decay", "weight_decay", 5e-4)),
+        no_decay_1d=bool(optim.get("no_decay_1d", False)), schedule=str(optim.get("schedule", "cosine")),
+        warmup_steps=int(pick("warmup_steps", "warmup_steps", 0)), final_lr=float(optim.get("final_lr", 0.0)),
+        grad_clip=None if cfg.get("grad_clip") is None else float(cfg["grad_clip"]),
+        log_every=int(cfg.get("log_every", 50)), eval_every=int(cfg.get("eval_every", 0)),
+        checkpoint_every=int(cfg.get("checkpoint_every", 0)), keep_checkpoints=int(cfg.get("keep_checkpoints", 3)),
+        progress=bool(cfg.get("progress", True)), sync_bn=bool(cfg.get("sync_bn", False)),
+    )
+
+
+def check_data(train: ImageData, data_cfg: dict[str, Any]) -> tuple[int, int]:
+    """(channels, crop size) of the data, checked against the config."""
+    channels = train.channels
+    want = data_cfg.get("channels")
+    if want is not None and int(want) != channels:
+        raise DataError(f"data.channels={want} but the images have {channels} channels")
+    size = int(data_cfg.get("image_size") or min(train.images.shape[-2:]))
+    return channels, size

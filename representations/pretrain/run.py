@@ -1,0 +1,165 @@
+"""One pretraining run: data -> encoder -> objective -> Trainer -> encoder.pt + eval.json.
+
+Outputs in the run directory: ``config.yaml`` (as composed), ``train.csv`` / ``eval.csv`` / ``tb/``,
+``checkpoints/ckpt_<step>.pt``, ``encoder.pt`` (``save_encoder``: loadable with
+``representations.encoders.load_pretrained``), ``train_summary.json`` and ``eval.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..core import Runtime
+from ..core import distributed as dist_utils
+from ..core.trainer import Trainer
+from ..data import DataError, ImageData
+from ..encoders import load_pretrained, save_encoder
+from ..evaluation import evaluate_features, extract_features
+from ..objectives import Objective, encoder_features
+from .build import (
+    build_augment,
+    build_model_encoder,
+    build_objective,
+    check_data,
+    input_filter_of,
+    load_data,
+    trainer_config,
+)
+
+
+def _write_json(path: Path, payload: dict[str, Any]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, path)
+
+
+def evaluate_encoder(encoder: nn.Module, train: ImageData, test: ImageData, eval_cfg: dict[str, Any],
+                     input_filter: str = "none", seed: int = 0,
+                     device: torch.device | str = "cpu") -> dict[str, Any]:
+    """kNN + linear-probe accuracy (percent) of frozen features on (train bank, test split)."""
+    if (train.labels < 0).any() or (test.labels < 0).any():
+        raise DataError("the data has no labels: kNN / linear evaluation needs labelled train and test images")
+    bank = train.limit(eval_cfg.get("train_limit"), seed)
+    queries = test.limit(eval_cfg.get("test_limit"), seed + 1)
+    was_training = encoder.training
+    encoder.eval()
+    try:
+        fn = lambda x: encoder_features(encoder, x, input_filter)  # noqa: E731
+        batch = int(eval_cfg.get("batch_size", 512))
+        train_f = extract_features(fn, bank.images, batch, device)
+        test_f = extract_features(fn, queries.images, batch, device)
+    finally:
+        encoder.train(was_training)
+    classes = max(train.num_classes, test.num_classes)
+    scores = evaluate_features(train_f, bank.labels, test_f, queries.labels, k=int(eval_cfg.get("k", 20)),
+                               temperature=float(eval_cfg.get("temperature", 0.07)),
+                               linear_epochs=int(eval_cfg.get("linear_epochs", 100)),
+                               linear_lr=float(eval_cfg.get("linear_lr", 0.01)), seed=seed, num_classes=classes)
+    return {**scores, "units": "percent", "k": int(eval_cfg.get("k", 20)), "n_train": len(bank),
+            "n_test": len(queries), "feature_dim": int(train_f.shape[1]), "input_filter": input_filter}
+
+
+def _runtime(cfg: dict[str, Any], dist: dist_utils.DistContext) -> Runtime:
+    device = str(cfg.get("device", "auto"))
+    if dist.enabled and dist.backend == "nccl":
+        device = f"cuda:{dist.local_rank}"
+    return Runtime(device=device, precision=str(cfg.get("precision", "auto")), compile=bool(cfg.get("compile")),
+                   seed=int(cfg["seed"]), num_threads=cfg.get("threads"))
+
+
+def _shared_run_dir(run_dir: Path, dist: dist_utils.DistContext) -> Path:
+    """Every rank writes under rank 0's directory (hydra's timestamps may differ between ranks)."""
+    if not dist.enabled:
+        return run_dir
+    import torch.distributed as tdist
+
+    holder = [str(run_dir)]
+    tdist.broadcast_object_list(holder, src=0)
+    return Path(holder[0])
+
+
+def pretrain(cfg: dict[str, Any], run_dir: str | Path) -> dict[str, Any]:
+    """Run (or resume) one pretraining job into ``run_dir``; returns the eval dict (rank 0)."""
+    dist = dist_utils.init_distributed(str(cfg.get("device", "auto")))
+    try:
+        return _pretrain(cfg, Path(run_dir), dist)
+    finally:
+        dist_utils.cleanup()
+
+
+def _pretrain(cfg: dict[str, Any], run_dir: Path, dist: dist_utils.DistContext) -> dict[str, Any]:
+    run_dir = _shared_run_dir(run_dir, dist)
+    tcfg = trainer_config(cfg)  # validates the loop settings before anything is loaded or written
+    seed = int(cfg["seed"])
+    train, test = load_data(cfg["data"], seed)
+    channels, size = check_data(train, cfg["data"])
+    runtime = _runtime(cfg, dist)
+    device = runtime.torch_device
+    encoder = build_model_encoder(cfg["encoder"], cfg["method"], channels, size)
+    augment = build_augment(cfg["data"], size)
+    generators = {"augment": runtime.generator("augment"), "mask": runtime.generator("mask")}
+    objective = build_objective(cfg["method"], encoder, augment, generators, device)
+    eval_cfg = dict(cfg.get("eval") or {})
+    labelled = bool((train.labels >= 0).all() and (test.labels >= 0).all())
+    input_filter = input_filter_of(cfg["method"])
+
+    def hook(obj: Objective, step: int) -> dict[str, float]:
+        scores = evaluate_encoder(obj.encoder, train, test, eval_cfg, input_filter, seed, device)
+        return {"knn_top1": scores["knn_top1"], "linear_top1": scores["linear_top1"]}
+
+    if dist.is_main:
+        import yaml
+
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+        (run_dir / "runtime.json").write_text(json.dumps(runtime.describe(), indent=2) + "\n")
+    trainer = Trainer(objective, train, tcfg, runtime=runtime, run_dir=run_dir, dist=dist,
+                      eval_hook=hook if labelled and eval_cfg.get("enabled", True) else None,
+                      run_config={"pretrain": cfg})
+    summary = trainer.fit(resume=bool(cfg.get("resume", False)))
+    if not dist.is_main:
+        return {}
+    summary.update(method=cfg["method"]["name"], data=cfg["data"]["name"], encoder=cfg["encoder"]["name"],
+                   global_batch=tcfg.batch_size, world_size=dist.world_size, seed=seed)
+    _write_json(run_dir / "train_summary.json", summary)
+    save_encoder(objective.encoder, run_dir / "encoder.pt")
+    if not eval_cfg.get("enabled", True):
+        return summary
+    if not labelled:
+        print("mcrl-pretrain: data has no labels; skipping the kNN / linear evaluation")
+        return summary
+    result = evaluate_encoder(objective.encoder, train, test, eval_cfg, input_filter, seed, device)
+    result.update(step=summary["steps"], method=cfg["method"]["name"], data=cfg["data"]["name"], seed=seed)
+    _write_json(run_dir / "eval.json", result)
+    return result
+
+
+def evaluate_run(run_dir: str | Path, overrides: dict[str, Any] | None = None,
+                 device: str = "cpu") -> dict[str, Any]:
+    """Re-evaluate ``RUN_DIR/encoder.pt`` on the run's data config; rewrites ``eval.json``."""
+    import yaml
+
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise FileNotFoundError(f"run directory not found: {run_dir}")
+    config_path = run_dir / "config.yaml"
+    if not config_path.is_file():
+        raise FileNotFoundError(f"{run_dir} has no config.yaml (is it an mcrl-pretrain run directory?)")
+    cfg = yaml.safe_load(config_path.read_text())
+    eval_cfg = {**(cfg.get("eval") or {}), **(overrides or {})}
+    encoder = load_pretrained(run_dir / "encoder.pt").to(device)
+    train, test = load_data(cfg["data"], int(cfg["seed"]))
+    result = evaluate_encoder(encoder, train, test, eval_cfg, input_filter_of(cfg["method"]), int(cfg["seed"]),
+                              device)
+    result.update(method=cfg["method"]["name"], data=cfg["data"]["name"], seed=int(cfg["seed"]))
+    summary = run_dir / "train_summary.json"
+    if summary.is_file():
+        result["step"] = json.loads(summary.read_text()).get("steps")
+    _write_json(run_dir / "eval.json", result)
+    return result

@@ -1,0 +1,129 @@
+"""Trainer core: schedules, EMA maths, MoCo queue, optimisers, logging, exact resume."""
+
+import csv
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from representations.core import Runtime
+from representations.core.schedules import lr_at, set_lr, warmup_cosine
+from representations.core.trainer import Trainer, TrainerConfig, build_optimizer
+from representations.modules import EMA, ema_update
+from representations.objectives import MoCo, MoCoSaliency
+
+from .pretrain_utils import augment, fashion_subset, generators, needs_fashion, tiny_resnet
+
+
+def test_warmup_cosine_values():
+    assert warmup_cosine(0, 100, 1.0, warmup_steps=10) == pytest.approx(0.1)
+    assert warmup_cosine(9, 100, 1.0, warmup_steps=10) == pytest.approx(1.0)
+    assert warmup_cosine(10, 100, 1.0, warmup_steps=10) == pytest.approx(1.0)
+    mid = 10 + (99 - 10) / 2
+    assert warmup_cosine(int(mid), 100, 1.0, 10) == pytest.approx(0.5 * (1 + math.cos(math.pi * 44 / 89)))
+    assert warmup_cosine(99, 100, 1.0, 10, final=0.1) == pytest.approx(0.1)
+    assert warmup_cosine(0, 1, 0.3) == pytest.approx(0.3)
+    assert lr_at("constant", 50, 100, 0.2, 10) == 0.2
+    assert lr_at("constant", 4, 100, 0.2, 10) == pytest.approx(0.1)
+    with pytest.raises(ValueError, match="unknown lr schedule"):
+        lr_at("step", 0, 10, 1.0)
+    opt = torch.optim.SGD([{"params": [nn.Parameter(torch.zeros(1))], "lr_scale": 0.5}], lr=1.0)
+    set_lr(opt, 0.2)
+    assert opt.param_groups[0]["lr"] == pytest.approx(0.1)
+
+
+def test_ema_maths_and_momentum_schedule():
+    online, target = nn.Linear(3, 2), nn.Linear(3, 2)
+    before = target.weight.detach().clone()
+    ema_update(target, online, tau=0.25)
+    assert torch.allclose(target.weight, 0.75 * before + 0.25 * online.weight)
+    ema = EMA(nn.Linear(2, 2), base=0.9, final=1.0, total_steps=10, schedule="cosine")
+    assert ema.momentum(0) == pytest.approx(0.9) and ema.momentum(10) == pytest.approx(1.0)
+    assert ema.momentum(5) == pytest.approx(0.95)
+    with torch.no_grad():
+        ema.online.weight.add_(1.0)
+    old = ema.target.weight.detach().clone()
+    m = ema.update(0)
+    assert torch.allclose(ema.target.weight, m * old + (1 - m) * ema.online.weight)
+
+
+def test_moco_queue_enqueue_and_wraparound():
+    obj = MoCo(tiny_resnet(), augment(), dim=4, hidden_dim=8, queue_size=6, generators=generators())
+    keys = torch.nn.functional.normalize(torch.arange(16.0).view(4, 4) + 1, dim=1)
+    obj._enqueue(keys)
+    assert int(obj.queue_ptr) == 4 and torch.equal(obj.queue[:4], keys)
+    old_tail = obj.queue[4:].clone()
+    obj._enqueue(keys.flip(0))  # 4 more: slots 4, 5, then wrap to 0, 1 (oldest dequeued first)
+    assert int(obj.queue_ptr) == 2
+    assert torch.equal(obj.queue[4:], keys.flip(0)[:2]) and torch.equal(obj.queue[:2], keys.flip(0)[2:])
+    assert not torch.equal(obj.queue[4:], old_tail)
+    assert "queue" in obj.state_dict() and "queue_ptr" in obj.state_dict()
+
+
+def test_optimizers_and_config_validation():
+    model = nn.Sequential(nn.Linear(3, 4), nn.LayerNorm(4))
+    params = list(model.named_parameters())
+    sgd = build_optimizer(params, TrainerConfig(steps=1, optimizer="sgd", momentum=0.8))
+    assert isinstance(sgd, torch.optim.SGD) and sgd.param_groups[0]["momentum"] == 0.8
+    adamw = build_optimizer(params, TrainerConfig(steps=1, optimizer="adamw", no_decay_1d=True, weight_decay=0.1))
+    assert isinstance(adamw, torch.optim.AdamW)
+    assert [len(g["params"]) for g in adamw.param_groups] == [1, 3]
+    assert adamw.param_groups[1]["weight_decay"] == 0.0
+    for bad, match in (({}, "exactly one of steps or epochs"), ({"steps": 1, "optimizer": "lamb"}, "unknown optimizer"),
+                       ({"steps": 1, "lr": 0}, "lr must be > 0"), ({"steps": 1, "grad_clip": -1}, "grad_clip")):
+        with pytest.raises(ValueError, match=match):
+            TrainerConfig(**bad)
+
+
+def _saliency_trainer(run_dir, **overrides):
+    obj = MoCoSaliency(tiny_resnet(), augment(), dim=8, hidden_dim=16, queue_size=32, fill="highpass",
+                       generators=generators(7))
+    cfg = TrainerConfig(**{"steps": 8, "batch_size": 16, "lr": 0.05, "warmup_steps": 2, "log_every": 1,
+                           "checkpoint_every": 4, "keep_checkpoints": 2, "progress": False, "grad_clip": 5.0,
+                           **overrides})
+    runtime = Runtime(device="cpu", seed=7)
+    return Trainer(obj, fashion_subset(64), cfg, runtime=runtime, run_dir=run_dir)
+
+
+@needs_fashion
+def test_resume_is_exact(tmp_path):
+    """A run stopped at step 4 and resumed gives the uninterrupted run's losses bit for bit."""
+    torch.manual_seed(0)
+    full = _saliency_trainer(tmp_path / "full")
+    full.fit()
+    torch.manual_seed(0)
+    first = _saliency_trainer(tmp_path / "cut")
+    first.fit(until=4)
+    torch.manual_seed(123)  # the resumed process starts from other global RNG state: must not matter
+    second = _saliency_trainer(tmp_path / "cut")
+    summary = second.fit(resume=True)
+    assert summary["start_step"] == 4
+    assert first.losses + second.losses == full.losses
+    assert len(full.losses) == 8
+    for name, value in full.objective.state_dict().items():
+        assert torch.equal(value, second.objective.state_dict()[name]), name
+    rows = list(csv.DictReader((tmp_path / "cut" / "train.csv").open()))
+    assert [int(r["step"]) for r in rows] == list(range(1, 9))
+    assert {"loss", "lr", "acc", "momentum", "grad_norm", "samples_per_s", "hard_sim"} <= set(rows[0])
+    ckpts = sorted(p.name for p in (tmp_path / "cut" / "checkpoints").glob("ckpt_*.pt"))
+    assert ckpts == ["ckpt_0000000004.pt", "ckpt_0000000008.pt"]
+    assert list((tmp_path / "cut" / "tb").glob("events.out.tfevents.*"))
+
+
+@needs_fashion
+def test_epochs_and_eval_hook(tmp_path):
+    calls = []
+
+    def hook(objective, step):
+        calls.append((step, objective.training))
+        return {"knn_top1": 10.0}
+
+    obj = MoCo(tiny_resnet(), augment(), dim=8, hidden_dim=16, queue_size=32, generators=generators())
+    cfg = TrainerConfig(epochs=2, batch_size=16, log_every=2, eval_every=3, progress=False)
+    trainer = Trainer(obj, fashion_subset(40), cfg, runtime=Runtime(device="cpu"), run_dir=tmp_path, eval_hook=hook)
+    summary = trainer.fit()
+    assert trainer.total_steps == 4 and summary["steps"] == 4  # 40 // 16 = 2 steps per epoch
+    assert calls == [(3, False)] and obj.training
+    rows = list(csv.DictReader((tmp_path / "eval.csv").open()))
+    assert rows == [{"step": "3", "knn_top1": "10.0"}]

@@ -67,6 +67,7 @@ class SaliencyCURLAux(_Aux):
                                      negative_ratio=tuple(settings.get("negative_ratio", (0.4, 0.7))),
                                      fill=str(settings.get("fill", "zero")))
         self.alpha = float(settings.get("alpha", 2.0))
+        self.hard_mode = str(settings.get("hard_mode", "term"))
 
     def compute(self, ctx: UpdateContext) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         agent, gen = ctx.agent, ctx.agent.generator
@@ -79,7 +80,7 @@ class SaliencyCURLAux(_Aux):
             hard_negative = target(self.masker.hard_negative_view(key_view, key_conv, gen))[:, None, :]
             query_view = self.masker.query_view(ctx.obs, query_saliency, gen)
         anchor = agent.critic.encoder(query_view)
-        loss, metrics = self.objective(anchor, positive, hard_negative, self.alpha)
+        loss, metrics = self.objective(anchor, positive, hard_negative, self.alpha, self.hard_mode)
         return self.weight * loss, metrics
 
 

@@ -122,3 +122,21 @@ def test_bad_mask_ratio_is_a_value_error():
         MCURLAux({"mask_prob": 1.5}, FEAT)
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         SaliencyCURLAux({"query_ratio": [0.1, 1.2]}, FEAT)
+
+
+def test_curl_objective_hard_negative_weighting_against_hand_computation():
+    from representations.objectives.curl import CURLObjective
+
+    torch.manual_seed(0)
+    obj = CURLObjective(4)
+    a, p, hn = torch.randn(3, 4), torch.randn(3, 4), torch.randn(3, 1, 4)
+    w = obj.W.detach()
+    for mode in ("term", "logit"):
+        loss, _ = obj(a, p, hn, 2.0, mode)
+        expected = 0.0
+        for i in range(3):
+            pos = [float(a[i] @ w @ p[j]) for j in range(3)]
+            s_hn = float(a[i] @ w @ hn[i, 0])
+            hard = 2.0 * np.exp(s_hn) if mode == "term" else np.exp(2.0 * s_hn)
+            expected += -pos[i] + np.log(np.exp(pos).sum() + hard)
+        assert float(loss) == pytest.approx(expected / 3, rel=1e-5)

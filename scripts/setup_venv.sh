@@ -30,7 +30,7 @@ if [ ! -f "$FMNIST" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&
 fi
 STAMP="$VENV/.mcrl-installed"
 if [ ! -f "$STAMP" ] || [ pyproject.toml -nt "$STAMP" ]; then
-  echo "[setup] installing mcrl[dev]"
-  $PIP install -q -e ".[dev]"
+  echo "[setup] installing mcrl[dev,sweep]"
+  $PIP install -q -e ".[dev,sweep]"
   touch "$STAMP"
 fi

@@ -408,8 +408,15 @@ def test_help_runs_as_a_module() -> None:
 
 # ------------------------------------------------------------------------------------ sweep configs
 
-HAS_JOBLIB = importlib.util.find_spec("hydra_plugins.hydra_joblib_launcher") is not None
-HAS_SUBMITIT = importlib.util.find_spec("hydra_plugins.hydra_submitit_launcher") is not None
+def _has_module(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ModuleNotFoundError:  # the parent namespace package (hydra_plugins) is absent
+        return False
+
+
+HAS_JOBLIB = _has_module("hydra_plugins.hydra_joblib_launcher")
+HAS_SUBMITIT = _has_module("hydra_plugins.hydra_submitit_launcher")
 
 
 @pytest.mark.skipif(not (HAS_JOBLIB and HAS_SUBMITIT), reason="needs the [sweep] extra (hydra launchers)")

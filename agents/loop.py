@@ -70,6 +70,9 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
     if first_update_transitions > 0 and int(cfg.batch_size) > first_update_transitions:
         raise UserError(f"batch_size {cfg.batch_size} is larger than the filled replay buffer at the first update "
                         f"({first_update_transitions} transitions after random_agent_steps)")
+    if not cfg.resume and ((run_dir / "eval.csv").exists() or Checkpointer(run_dir / "checkpoints").latest()):
+        raise UserError(f"{run_dir} already holds a run; pass resume=true to continue it or choose another "
+                        "hydra.run.dir (nothing was overwritten)")
     run_dir.mkdir(parents=True, exist_ok=True)
     OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
     config = OmegaConf.to_container(cfg, resolve=True)

@@ -43,7 +43,7 @@ def command(agent: str, task: str, seed: int, args: argparse.Namespace, path: Pa
            f"steps={args.steps}", f"eval_every={args.eval_every}", f"device={args.device}",
            f"replay_device={'auto' if args.device.startswith('cuda') else 'cpu'}", "progress=false",
            f"hydra.run.dir={path}"]
-    if path.joinpath("checkpoints").is_dir():
+    if path.joinpath("checkpoints").is_dir() or path.joinpath("eval.csv").is_file():
         cmd.append("resume=true")
     return cmd + list(args.extra)
 

@@ -78,6 +78,13 @@ def test_bad_input_is_one_line_and_nonzero(args, message, tmp_path):
     assert len(errors) == 1 and message in errors[0], proc.stderr
 
 
+def test_existing_run_is_never_overwritten(trained_run, tmp_path):
+    before = (trained_run / "eval.csv").read_text()
+    proc = run(["agents.train", *TINY, "steps=50", f"hydra.run.dir={trained_run}"], tmp_path)
+    assert proc.returncode == 2 and "already holds a run" in proc.stderr and "Traceback" not in proc.stderr
+    assert (trained_run / "eval.csv").read_text() == before
+
+
 def test_eval_cli_bad_path(tmp_path):
     proc = run(["agents.evaluate", str(tmp_path / "missing")], tmp_path)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr

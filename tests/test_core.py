@@ -80,6 +80,15 @@ def test_logger_writes_csv_tensorboard_and_grows_header(tmp_path):
     assert [e.value for e in acc.Scalars("eval/mean_reward")] == [1.5]
 
 
+def test_logger_refuses_to_overwrite_an_existing_log(tmp_path):
+    log = Logger(tmp_path, total=10, csv_fields={"eval": ["env_step"]}, progress=False, tensorboard=False)
+    log.row("eval", {"env_step": 0})
+    log.close()
+    with pytest.raises(FileExistsError, match="already holds"):
+        Logger(tmp_path, total=10, csv_fields={"eval": ["env_step"]}, progress=False, tensorboard=False)
+    assert (tmp_path / "eval.csv").read_text().splitlines() == ["env_step", "0"]
+
+
 def test_logger_resume_drops_rows_after_the_checkpoint(tmp_path):
     log = Logger(tmp_path, total=100, csv_fields={"eval": ["env_step", "return_mean"]}, progress=False,
                  tensorboard=False)

@@ -33,8 +33,8 @@ class CSVStream:
         self.fieldnames = list(fieldnames) if fieldnames else None
         if resume_step is not None and path.exists():
             self._truncate_after(resume_step)
-        elif path.exists():
-            path.unlink()
+        elif path.exists() and path.stat().st_size > 0:
+            raise FileExistsError(f"{path} already holds a run's log; resume it or write to another folder")
         if path.exists():
             with path.open(newline="") as f:
                 header = next(csv.reader(f), None)

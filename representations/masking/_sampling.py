@@ -19,7 +19,7 @@ def check_ratio(ratio: Ratio, name: str = "ratio") -> tuple[float, float]:
             raise ValueError(f"{name} range must be (low, high), got {ratio!r}")
         low, high = float(ratio[0]), float(ratio[1])
         if not 0.0 <= low <= high <= 1.0:
-            raise ValueError(f"{name} range must satisfy 0 <= low <= high <= 1, got ({low}, {high})")
+            raise ValueError(f"{name} range must lie in [0, 1] with low <= high, got ({low}, {high})")
         return low, high
     value = float(ratio)
     if not 0.0 <= value <= 1.0:

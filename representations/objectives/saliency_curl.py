@@ -10,10 +10,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from representations.masking._sampling import Ratio, check_ratio
 from representations.masking.patch import apply_patch_mask
 from representations.masking.saliency import hard_negative_mask, saliency_guided_mask, scda_foreground
-
-Ratio = float | tuple[float, float]
 
 
 def grid_foreground(conv_map: torch.Tensor, grid: int) -> torch.Tensor:
@@ -21,19 +20,13 @@ def grid_foreground(conv_map: torch.Tensor, grid: int) -> torch.Tensor:
     return scda_foreground(F.adaptive_avg_pool2d(conv_map.float(), grid))
 
 
-def _check_ratio(ratio: Ratio, name: str) -> None:
-    low, high = (ratio, ratio) if isinstance(ratio, int | float) else ratio
-    if not (0.0 <= low <= high <= 1.0):
-        raise ValueError(f"{name} must be in [0, 1] (a value or a low <= high range), got {ratio}")
-
-
 class SaliencyMasker:
     """Builds the masked query view and the hard-negative view from saliency conv maps."""
 
     def __init__(self, grid: int = 7, query_ratio: Ratio = (0.05, 0.25), negative_ratio: Ratio = (0.4, 0.7),
                  fill: str = "zero") -> None:
-        _check_ratio(query_ratio, "query mask ratio")
-        _check_ratio(negative_ratio, "hard-negative mask ratio")
+        check_ratio(query_ratio, "query mask ratio")  # fail at construction, not at the first update
+        check_ratio(negative_ratio, "hard-negative mask ratio")
         self.grid, self.query_ratio, self.negative_ratio, self.fill = grid, query_ratio, negative_ratio, fill
 
     def query_view(self, images: torch.Tensor, conv_map: torch.Tensor,

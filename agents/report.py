@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shlex
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -320,6 +321,7 @@ def run_report(args: argparse.Namespace) -> writer.ReportData:
         bootstrap_seed=args.bootstrap_seed,
         compare=tuple(args.compare) if args.compare else None,
         reference_enabled=not args.no_reference,
+        command=getattr(args, "command", None),
         score_ranges=ranges,
         unnormalised=unnormalised,
         grid_png="curves_grid.png",
@@ -334,7 +336,9 @@ def run_report(args: argparse.Namespace) -> writer.ReportData:
 
 @exit_on_user_error(PROG)
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
+    args.command = shlex.join([PROG, *argv])
     data = run_report(args)
     print(
         f"{PROG}: {len(data.runs)} run(s), budgets {', '.join(str(b.budget) for b in data.budgets)} "

@@ -352,7 +352,7 @@ def sweep_report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, 
 
 
 def test_report_writes_pngs_summary_and_markdown(sweep_report: tuple[Path, Path, int]) -> None:
-    _, out, code = sweep_report
+    root, out, code = sweep_report
     assert code == 0
     pngs = sorted(out.rglob("*.png"))
     names = {p.relative_to(out).as_posix() for p in pngs}
@@ -377,7 +377,9 @@ def test_report_writes_pngs_summary_and_markdown(sweep_report: tuple[Path, Path,
     assert summary["budgets"]["500000"]["agents"]["curl"]["iqm"] > summary["budgets"]["500000"]["agents"]["sac"]["iqm"]
     assert {r["method"] for r in summary["reference"]["100000"]} == {"CURL", "DrQ", "MLR"}
 
+    assert summary["command"] == f"mcrl-report {root} --out {out} --reps {REPS} --compare curl sac"
     text = (out / "report.md").read_text()
+    assert f"Command: `{summary['command']}`" in text
     assert "environment steps" in text and "## At 100k environment steps (100000 env_steps)" in text
     for png in names:
         if not png.startswith("aggregates_"):

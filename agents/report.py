@@ -161,10 +161,9 @@ def _load_runs(
 
 
 def _score_ranges(
-    args: argparse.Namespace, runs: Sequence[discovery.Run]
+    overrides: Mapping[str, normalise.ScoreRange], runs: Sequence[discovery.Run]
 ) -> tuple[dict[str, normalise.ScoreRange], dict[str, str], list[str]]:
     """(range per task, reason per task without one, warnings) from --score-range and the known tasks."""
-    overrides = dict(normalise.parse_score_range(text) for text in args.score_range)
     warnings = [f"--score-range {t}: no runs of this task" for t in sorted(set(overrides) - {r.task for r in runs})]
     ranges, unknown = normalise.task_ranges(runs, overrides)
     warnings += [
@@ -271,13 +270,14 @@ def run_report(args: argparse.Namespace) -> writer.ReportData:
     """Discover runs, compute every statistic, and write the PNGs, summary.json and report.md."""
     if args.compare and args.compare[0] == args.compare[1]:
         raise UserError(f"--compare needs two different agents, got {args.compare[0]} twice")
+    overrides = dict(normalise.parse_score_range(text) for text in args.score_range)
     runs, problems, duplicates = _load_runs(args)
     agents = sorted({r.agent for r in runs})
     if args.compare:
         unknown = [a for a in args.compare if a not in agents]
         if unknown:
             raise UserError(f"--compare: no runs of agent {', '.join(unknown)} (found: {', '.join(agents)})")
-    ranges, unnormalised, warnings = _score_ranges(args, runs)
+    ranges, unnormalised, warnings = _score_ranges(overrides, runs)
     try:
         ref_rows = [] if args.no_reference else reference.load_reference()
     except ValueError as err:  # a malformed CSV someone put in configs/reference/

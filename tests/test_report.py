@@ -13,9 +13,10 @@ import numpy as np
 import pytest
 import scipy.stats
 import yaml
+from matplotlib.figure import Figure
 
 from agents import report
-from agents.reporting import discovery, plots, reference, stats
+from agents.reporting import discovery, normalise, plots, reference, stats
 
 REPO = Path(__file__).resolve().parents[1]
 REPS = 300  # few bootstrap resamples keep the suite fast; the statistics are checked, not their precision
@@ -31,6 +32,7 @@ def make_run(
     returns: list[float],
     action_repeat: int = 4,
     budget: int = 500_000,
+    episode_length: int | None = None,
 ) -> Path:
     """A fake mcrl-train run directory following the run-directory contract."""
     run_dir = root / f"{agent}_{task}_s{seed}"
@@ -41,6 +43,8 @@ def make_run(
         "seed": seed,
         "steps": budget,
     }
+    if episode_length is not None:
+        config["env"]["episode_length"] = episode_length
     (run_dir / "config.yaml").write_text(yaml.safe_dump(config))
     lines = ["env_step,return_mean,return_std,episodes,wall_time_s"]
     lines += [f"{s},{r},0.0,10,{i}.0" for i, (s, r) in enumerate(zip(steps, returns))]
@@ -180,7 +184,10 @@ def test_budget_uses_last_eval_at_or_before_and_says_so() -> None:
     assert "used the last one at or before it (90000)" in sel.fallbacks[0]
     assert "configured for only 60000 env steps" in sel.fallbacks[1]
     assert len(sel.excluded) == 1 and "first evaluation is at 150000 env steps" in sel.excluded[0]
-    assert sel.task_arrays("curl")["cheetah-run"] == pytest.approx([0.2, 0.18, 0.12])
+    assert sel.task_arrays("curl")["cheetah-run"] == pytest.approx([200, 180, 120])  # raw without ranges
+    dmc = normalise.ScoreRange(0.0, 1000.0, "test")
+    assert sel.task_arrays("curl", {"cheetah-run": dmc})["cheetah-run"] == pytest.approx([0.2, 0.18, 0.12])
+    assert sel.task_arrays("curl", {"other-task": dmc}) == {}  # a task without a range is never normalised
 
 
 def test_learning_curve_mean_band_and_seed_counts() -> None:
@@ -220,6 +227,49 @@ def test_malformed_eval_csv_is_one_line_naming_the_file(tmp_path: Path, case: st
     assert len(problems) == 1
     message = problems[0].message
     assert "\n" not in message and str(bad / "eval.csv") in message and expected in message
+
+
+HEADER = "env_step,return_mean,return_std,episodes,wall_time_s\n"
+GOOD_ROWS = "0,1.0,0.0,10,1.0\n1000,2.0,0.0,10,2.0\n"
+
+
+@pytest.mark.parametrize(
+    "tail, why",
+    [
+        ("2000,3.5", "does not end with a line break"),  # killed mid-row: fields and line end missing
+        ("2000,3.5,0.0,10,3.0", "does not end with a line break"),  # cut inside the last number
+        ("2000,3.5\n", "has 2 of the header's 5 fields"),
+    ],
+)
+def test_cut_off_last_eval_row_is_dropped_with_a_warning_naming_the_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], tail: str, why: str
+) -> None:
+    run_dir = make_run(tmp_path / "runs", "curl", "cheetah-run", 1, [0], [0.0])
+    (run_dir / "eval.csv").write_text(HEADER + GOOD_ROWS + tail)
+    run = discovery.load_run(run_dir)
+    assert list(run.env_steps) == [0, 1000] and list(run.returns) == [1.0, 2.0]
+    assert len(run.notes) == 1 and f"{run_dir / 'eval.csv'}:4: last row {why}" in run.notes[0]
+    if tail != "2000,3.5":
+        return  # the CLI path is the same for every case: run it once
+
+    out = tmp_path / "out"
+    assert report.main([str(tmp_path / "runs"), "--out", str(out), "--reps", "50", "--budgets", "2000"]) == 0
+    err = capsys.readouterr().err
+    assert f"warning: {run_dir / 'eval.csv'}:4: last row" in err
+    assert (
+        json.loads((out / "summary.json").read_text())["budgets"]["2000"]["agents"]["curl"]["runs"][0]["env_step_used"]
+        == 1000
+    )
+
+
+def test_short_row_before_the_last_fails_the_file(tmp_path: Path) -> None:
+    run_dir = make_run(tmp_path, "curl", "cheetah-run", 1, [0], [0.0])
+    (run_dir / "eval.csv").write_text(HEADER + "0,1.0\n" + GOOD_ROWS)
+    with pytest.raises(discovery.RunLoadError, match=r"eval.csv:2: row has 2 fields, the header has 5"):
+        discovery.load_run(run_dir)
+    (run_dir / "eval.csv").write_text(HEADER + "0,1.0")  # the only row is cut off: nothing left
+    with pytest.raises(discovery.RunLoadError, match="no evaluation rows yet"):
+        discovery.load_run(run_dir)
 
 
 def test_missing_eval_csv_and_bad_config_are_reported(tmp_path: Path) -> None:
@@ -302,7 +352,7 @@ def sweep_report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, 
 
 
 def test_report_writes_pngs_summary_and_markdown(sweep_report: tuple[Path, Path, int]) -> None:
-    _, out, code = sweep_report
+    root, out, code = sweep_report
     assert code == 0
     pngs = sorted(out.rglob("*.png"))
     names = {p.relative_to(out).as_posix() for p in pngs}
@@ -327,7 +377,9 @@ def test_report_writes_pngs_summary_and_markdown(sweep_report: tuple[Path, Path,
     assert summary["budgets"]["500000"]["agents"]["curl"]["iqm"] > summary["budgets"]["500000"]["agents"]["sac"]["iqm"]
     assert {r["method"] for r in summary["reference"]["100000"]} == {"CURL", "DrQ", "MLR"}
 
+    assert summary["command"] == f"mcrl-report {root} --out {out} --reps {REPS} --compare curl sac"
     text = (out / "report.md").read_text()
+    assert f"Command: `{summary['command']}`" in text
     assert "environment steps" in text and "## At 100k environment steps (100000 env_steps)" in text
     for png in names:
         if not png.startswith("aggregates_"):
@@ -337,17 +389,34 @@ def test_report_writes_pngs_summary_and_markdown(sweep_report: tuple[Path, Path,
     assert "Srinivas, Laskin & Abbeel" in published
 
 
+def _user_error(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    """Run mcrl-report expecting a user error: exit status 2 and exactly one `mcrl-report: error:` line."""
+    with pytest.raises(SystemExit) as exc:
+        report.main(argv)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    last = err.splitlines()[-1]
+    assert last.startswith("mcrl-report: error: ") and "Traceback" not in err
+    assert all(line.startswith("mcrl-report: warning: ") for line in err.splitlines()[:-1])
+    return last
+
+
 def test_report_skip_and_fail_on_broken_run(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     make_sweep(tmp_path / "runs", {"curl": 0.8}, ("cheetah-run",), seeds=2)
     broken = make_run(tmp_path / "runs", "curl", "cheetah-run", 9, [0], [0.0])
     (broken / "eval.csv").write_text("step,reward\n0,1\n")
     args = [str(tmp_path / "runs"), "--out", str(tmp_path / "out"), "--reps", "100", "--budgets", "100k"]
 
-    assert report.main(args + ["--on-error", "fail"]) == 1
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and str(broken / "eval.csv") in err and "Traceback" not in err
+    line = _user_error(args + ["--on-error", "fail"], capsys)
+    assert str(broken / "eval.csv") in line and "(--on-error fail)" in line
     assert not (tmp_path / "out" / "report.md").exists()
+    other = make_run(tmp_path / "runs", "curl", "cheetah-run", 8, [0], [0.0])
+    (other / "config.yaml").write_text("agent: [\n")
+    line = _user_error(args + ["--on-error", "fail"], capsys)
+    assert "2 runs are broken" in line
 
+    other.joinpath("config.yaml").unlink()
+    other.joinpath("eval.csv").unlink()
     assert report.main(args + ["--no-reference"]) == 0
     err = capsys.readouterr().err
     assert "warning: skipping run:" in err and str(broken / "eval.csv") in err
@@ -362,31 +431,171 @@ def test_report_skip_and_fail_on_broken_run(tmp_path: Path, capsys: pytest.Captu
     "extra, message",
     [
         (["--compare", "curl", "drq"], "no runs of agent drq"),
-        (["--budgets", "lots"], None),
+        (["--compare", "curl", "curl"], "two different agents"),
+        (["--budgets", "lots"], "argument --budgets: budget 'lots' is not a number of environment steps"),
+        (["--budgets", "0"], "must be a positive whole number"),
+        (["--reps", "0"], "argument --reps: '0' must be at least 1"),
+        (["--score-range", "cheetah-run=5"], "is not TASK=LOW:HIGH"),
+        (["--score-range", "cheetah-run=9:1"], "LOW < HIGH"),
+        (["--on-error", "maybe"], "argument --on-error: invalid choice"),
+        (["--no-such-option"], "unrecognized arguments: --no-such-option"),
     ],
 )
-def test_report_user_errors_are_one_line(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str], message: str | None
+def test_report_user_errors_are_one_line_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str], message: str
 ) -> None:
     make_run(tmp_path / "runs", "curl", "cheetah-run", 1, [0, 100], [0.0, 1.0])
     argv = [str(tmp_path / "runs"), "--out", str(tmp_path / "out"), "--reps", "50"] + extra
-    if message is None:  # argparse rejects it before anything runs
-        with pytest.raises(SystemExit) as exc:
-            report.main(argv)
-        assert exc.value.code == 2
-        assert "is not a number of environment steps" in capsys.readouterr().err
-        return
-    assert report.main(argv) == 1
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and message in err
+    assert message in _user_error(argv, capsys)
+    assert not (tmp_path / "out").exists()  # refused before anything is written
 
 
-def test_report_missing_directory_and_no_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert report.main([str(tmp_path / "nope"), "--out", str(tmp_path / "out")]) == 1
-    assert "no such directory" in capsys.readouterr().err
+def test_report_bad_directories_are_one_line_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = ["--out", str(tmp_path / "out")]
+    assert "nope does not exist" in _user_error([str(tmp_path / "nope"), *out], capsys)
+    (tmp_path / "notes.txt").write_text("x")
+    assert "is a file, not a directory of runs" in _user_error([str(tmp_path / "notes.txt"), *out], capsys)
     (tmp_path / "empty").mkdir()
-    assert report.main([str(tmp_path / "empty"), "--out", str(tmp_path / "out")]) == 1
-    assert "no usable runs" in capsys.readouterr().err
+    assert "no usable runs" in _user_error([str(tmp_path / "empty"), *out], capsys)
+    make_run(tmp_path / "runs", "curl", "cheetah-run", 1, [0, 100], [0.0, 1.0])
+    line = _user_error([str(tmp_path / "runs"), "--out", str(tmp_path / "notes.txt")], capsys)
+    assert "is a file, not a folder" in line
+
+
+# ------------------------------------------------------------- normalisation, reach, task coverage
+
+
+def _no_dmc() -> tuple[set[str] | None, str]:
+    return {"cheetah-run", "walker-walk"}, ""
+
+
+def test_each_task_is_normalised_by_its_own_range_and_unknown_ones_never() -> None:
+    runs = [
+        _run([0, 100], [0.0, 50.0], seed=1),
+        discovery.Run(Path("/r/2"), "curl", "synthetic-reach", 1, 2, 100, np.array([0]), np.array([0.0]), 100),
+        discovery.Run(Path("/r/3"), "curl", "synthetic-reach", 2, 2, 100, np.array([0]), np.array([0.0]), 200),
+        discovery.Run(Path("/r/4"), "curl", "my-task", 1, 1, 100, np.array([0]), np.array([0.0])),
+        discovery.Run(Path("/r/5"), "curl", "walker-walk", 1, 2, 100, np.array([0]), np.array([0.0]), 500),
+    ]
+    ranges, unknown = normalise.task_ranges(runs, {}, dmc_tasks=_no_dmc)
+    assert (ranges["cheetah-run"].low, ranges["cheetah-run"].high) == (0.0, 1000.0)  # DMC default episode
+    assert ranges["walker-walk"].high == 500.0  # 500-step episodes: at most 500 reward
+    assert set(unknown) == {"my-task", "synthetic-reach"}  # never guessed; lengths 100 vs 200 disagree
+    assert "different episode lengths (100, 200" in unknown["synthetic-reach"]
+    assert "not a dm_control suite task" in unknown["my-task"]
+    task, given = normalise.parse_score_range("my-task=-100:300")
+    ranges, unknown = normalise.task_ranges(runs, {task: given}, dmc_tasks=_no_dmc)
+    assert ranges["my-task"].normalise(np.array([-100.0, 100.0, 300.0])) == pytest.approx([0.0, 0.5, 1.0])
+    assert ranges["my-task"].source == "--score-range" and "my-task" not in unknown
+
+
+def test_report_normalises_synthetic_reach_by_its_episode_length(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    steps = [0, 1000, 2000]
+    for seed, final in ((1, 40.0), (2, 60.0)):  # synthetic-reach: reward <= 1 per env step, 100-step episodes
+        make_run(tmp_path / "runs", "curl", "synthetic-reach", seed, steps, [5.0, 20.0, final], 2, 2000, 100)
+        make_run(tmp_path / "runs", "curl", "cheetah-run", seed, steps, [5.0, 20.0, final * 10], 4, 2000, 1000)
+        make_run(tmp_path / "runs", "curl", "odd-task", seed, steps, [5.0, 20.0, 10 * final], 4, 2000, 1000)
+    out = tmp_path / "out"
+    argv = [str(tmp_path / "runs"), "--out", str(out), "--reps", "50", "--budgets", "2000", "--no-reference"]
+    assert report.main(argv) == 0
+    err = capsys.readouterr().err
+    assert "task odd-task: score range unknown" in err and "--score-range odd-task=LOW:HIGH" in err
+    summary = json.loads((out / "summary.json").read_text())
+    entry = summary["budgets"]["2000"]["agents"]["curl"]
+    assert entry["tasks"] == ["cheetah-run", "synthetic-reach"]  # odd-task is left out, not divided by 1000
+    assert entry["mean"] == pytest.approx(np.mean([(400 + 600) / 2 / 1000, (40 + 60) / 2 / 100]))  # 0.5 both
+    norm = summary["score_normalisation"]
+    assert norm["tasks"]["synthetic-reach"]["high"] == 100 and norm["tasks"]["cheetah-run"]["high"] == 1000
+    assert "odd-task" in norm["not_normalised"]
+    assert entry["per_task_means"]["odd-task"] == pytest.approx(500.0)  # raw returns are still tabled
+    text = (out / "report.md").read_text()
+    assert "## Score normalisation" in text and "| synthetic-reach | 0 | 100 | envs/synthetic.py" in text
+    assert "- odd-task: not a dm_control suite task" in text
+
+    assert report.main(argv + ["--score-range", "odd-task=0:2000"]) == 0
+    capsys.readouterr()
+    entry = json.loads((out / "summary.json").read_text())["budgets"]["2000"]["agents"]["curl"]
+    assert entry["tasks"] == ["cheetah-run", "odd-task", "synthetic-reach"]
+    assert entry["mean"] == pytest.approx(np.mean([0.5, 0.25, 0.5]))
+
+
+def _agent_pixels(fig: Figure, colour: str) -> int:
+    """Pixels of the rendered figure within 30/255 of `colour` on every channel."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.colors import to_rgb
+
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    image = np.asarray(canvas.buffer_rgba())[..., :3].astype(int)
+    target = np.array(to_rgb(colour)) * 255
+    return int(np.sum(np.all(np.abs(image - target) < 30, axis=-1)))
+
+
+def test_a_run_with_one_evaluation_is_drawn() -> None:
+    lone = stats.learning_curve([_run([0], [300.0])], reps=REPS)
+    fig = Figure(figsize=(4, 3))
+    plots._draw_task(fig.add_subplot(), "cheetah-run", {"curl": lone}, [], {"curl": "C0"}, with_counts=True)
+    assert _agent_pixels(fig, "C0") > 20  # the lone point is visible (no legend is drawn here)
+    two = stats.learning_curve([_run([0, 10], [300.0, 310.0])], reps=REPS)
+    fig = Figure(figsize=(4, 3))
+    plots._draw_task(fig.add_subplot(), "cheetah-run", {"curl": two}, [], {"curl": "C0"}, with_counts=True)
+    assert _agent_pixels(fig, "C0") > 20
+
+
+def test_figures_are_titled_with_the_budget_actually_reached(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    reached = stats.select_at_budget([_run([0, 100_000], [0, 1], seed=s) for s in (1, 2)], 100_000)
+    assert plots.budget_title(reached) == "at 100k environment steps"
+    stopped = [
+        _run([0, 1000, 2000], [0, 1, 2], seed=1),
+        _run([0, 1000], [0, 1], seed=2),
+        reached.scores["curl"]["cheetah-run"][0].run,
+    ]
+    selection = stats.select_at_budget(stopped, 100_000)
+    assert plots.budget_title(selection) == "at 1k-100k environment steps (budget 100k; 2 of 3 runs stopped before it)"
+    all_short = stats.select_at_budget(stopped[:1], 100_000)
+    assert plots.budget_title(all_short) == "at 2k environment steps (budget 100k; 1 of 1 runs stopped before it)"
+
+    for seed in (1, 2):
+        make_run(tmp_path / "runs", "curl", "cheetah-run", seed, [0, 1000, 2000], [1.0, 2.0, 3.0], budget=2000)
+    out = tmp_path / "out"
+    assert report.main([str(tmp_path / "runs"), "--out", str(out), "--reps", "50", "--budgets", "100k"]) == 0
+    assert (
+        "budget 100000 env steps: 2 of 2 counted run(s) stopped before it (furthest: 2000)" in capsys.readouterr().err
+    )
+    block = json.loads((out / "summary.json").read_text())["budgets"]["100000"]
+    assert block["env_steps_used"] == {"min": 2000, "max": 2000}
+    assert [(r["seed"], r["last_env_step"]) for r in block["runs_short_of_budget"]] == [(1, 2000), (2, 2000)]
+    text = (out / "report.md").read_text()
+    assert "**2 of 2 runs did not reach 100000 environment steps**" in text
+    assert "- curl / cheetah-run: seed(s) 1, 2, last evaluation at 2000, 2000" in text
+
+
+def test_agents_on_different_tasks_are_warned_with_what_each_lacks(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert (
+        report.missing_tasks({"a": ["t1", "t2"], "b": ["t1"], "c": ["t3"]})
+        == "a lacks t3; b lacks t2, t3; c lacks t1, t2"
+    )
+    assert report.missing_tasks({"a": ["t1"], "b": ["t1"]}) is None
+    steps, rets = [0, 1000], [1.0, 2.0]
+    make_run(tmp_path / "runs", "curl", "cheetah-run", 1, steps, rets)
+    make_run(tmp_path / "runs", "curl", "walker-walk", 1, steps, rets)
+    make_run(tmp_path / "runs", "sac", "cheetah-run", 1, steps, rets)
+    out = tmp_path / "out"
+    assert report.main([str(tmp_path / "runs"), "--out", str(out), "--reps", "50", "--budgets", "1000"]) == 0
+    err = capsys.readouterr().err
+    assert (
+        "warning: agents ran different tasks, so their aggregates are not over the same tasks: sac lacks walker-walk"
+        in err
+    )
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["budgets"]["1000"]["missing_tasks"] == "sac lacks walker-walk"
+    assert "**Agents ran different tasks** (sac lacks walker-walk)" in (out / "report.md").read_text()
 
 
 def test_parse_budget_forms() -> None:
@@ -407,6 +616,7 @@ def test_help_runs_as_a_module() -> None:
 
 
 # ------------------------------------------------------------------------------------ sweep configs
+
 
 def _has_module(name: str) -> bool:
     try:

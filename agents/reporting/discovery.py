@@ -50,6 +50,8 @@ class Run:
     steps: int | None
     env_steps: np.ndarray
     returns: np.ndarray
+    episode_length: int | None = None  # env steps per episode, from config.yaml (sets the score range)
+    notes: tuple[str, ...] = ()  # what loading had to work around (a cut-off last row), one line each
 
     @property
     def key(self) -> tuple[str, str, int]:
@@ -107,40 +109,61 @@ def _parse_int(text: str) -> int:
     return int(value)
 
 
-def load_eval_csv(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """(env_steps, return means) sorted by env step; a repeated step keeps its last row (resumed run)."""
+def _fields(line: str) -> list[str]:
+    return next(csv.reader([line]), [])
+
+
+def load_eval_csv(path: Path) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """(env_steps, return means, notes) sorted by env step; a repeated step keeps its last row (resumed run).
+
+    The logger ends every row with a line break, so a last row without one, or with fewer fields than
+    the header, was cut off mid-write (a killed run): it is dropped and a note naming the file says so.
+    A short row anywhere else is damage that cannot be read around and fails the whole file.
+    """
     try:
-        with open(path, newline="") as handle:
-            reader = csv.DictReader(handle)
-            header = reader.fieldnames
-            if not header:
-                raise RunLoadError(f"{path}: empty file (expected header {','.join(REQUIRED_EVAL_COLUMNS)},...)")
-            missing = [c for c in REQUIRED_EVAL_COLUMNS if c not in header]
-            if missing:
-                raise RunLoadError(f"{path}: missing column(s) {', '.join(missing)} (header is: {','.join(header)})")
-            by_step: dict[int, float] = {}
-            for row in reader:
-                line = reader.line_num
-                raw_step, raw_return = row.get("env_step"), row.get("return_mean")
-                if raw_step is None or raw_return is None:
-                    raise RunLoadError(f"{path}:{line}: row has fewer fields than the header")
-                try:
-                    step = _parse_int(raw_step)
-                except ValueError:
-                    raise RunLoadError(f"{path}:{line}: env_step {raw_step!r} is not an integer") from None
-                try:
-                    ret = float(raw_return)
-                except ValueError:
-                    raise RunLoadError(f"{path}:{line}: return_mean {raw_return!r} is not a number") from None
-                if step < 0 or not math.isfinite(ret):
-                    raise RunLoadError(f"{path}:{line}: env_step must be >= 0 and return_mean finite")
-                by_step[step] = ret
-    except (OSError, UnicodeDecodeError, csv.Error) as err:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
         raise RunLoadError(f"{path}: cannot be read ({err})") from None
+    lines = text.splitlines()
+    notes: list[str] = []
+    try:
+        header = _fields(lines[0]) if lines else []
+        if not header:
+            raise RunLoadError(f"{path}: empty file (expected header {','.join(REQUIRED_EVAL_COLUMNS)},...)")
+        missing = [c for c in REQUIRED_EVAL_COLUMNS if c not in header]
+        if missing:
+            raise RunLoadError(f"{path}: missing column(s) {', '.join(missing)} (header is: {','.join(header)})")
+        rows = [(number, _fields(line)) for number, line in enumerate(lines[1:], start=2) if line.strip()]
+    except csv.Error as err:
+        raise RunLoadError(f"{path}: cannot be read ({err})") from None
+    if rows:
+        number, fields = rows[-1]
+        cut = not text.endswith(("\n", "\r"))
+        if cut or len(fields) < len(header):
+            why = "does not end with a line break" if cut else f"has {len(fields)} of the header's {len(header)} fields"
+            notes.append(f"{path}:{number}: last row {why} (cut off mid-write); ignored it")
+            rows.pop()
+    step_col, return_col = header.index("env_step"), header.index("return_mean")
+    by_step: dict[int, float] = {}
+    for number, fields in rows:
+        if len(fields) != len(header):
+            raise RunLoadError(f"{path}:{number}: row has {len(fields)} fields, the header has {len(header)}")
+        raw_step, raw_return = fields[step_col], fields[return_col]
+        try:
+            step = _parse_int(raw_step)
+        except ValueError:
+            raise RunLoadError(f"{path}:{number}: env_step {raw_step!r} is not an integer") from None
+        try:
+            ret = float(raw_return)
+        except ValueError:
+            raise RunLoadError(f"{path}:{number}: return_mean {raw_return!r} is not a number") from None
+        if step < 0 or not math.isfinite(ret):
+            raise RunLoadError(f"{path}:{number}: env_step must be >= 0 and return_mean finite")
+        by_step[step] = ret
     if not by_step:
-        raise RunLoadError(f"{path}: no evaluation rows yet")
+        raise RunLoadError(f"{path}: no evaluation rows yet" + (f" ({notes[0].split(': ', 1)[1]})" if notes else ""))
     steps = np.array(sorted(by_step), dtype=np.int64)
-    return steps, np.array([by_step[int(s)] for s in steps], dtype=np.float64)
+    return steps, np.array([by_step[int(s)] for s in steps], dtype=np.float64), notes
 
 
 def _lookup(config: dict[str, Any], dotted: str) -> Any:
@@ -158,8 +181,8 @@ def _name(config: dict[str, Any], group: str) -> Any:
     return value if isinstance(value, str) else _lookup(config, f"{group}.name")
 
 
-def load_config(path: Path) -> tuple[str, str, int, int | None, int | None]:
-    """(agent, task, seed, action_repeat, steps) from a run's resolved config.yaml."""
+def load_config(path: Path) -> tuple[str, str, int, int | None, int | None, int | None]:
+    """(agent, task, seed, action_repeat, steps, episode_length) from a run's resolved config.yaml."""
     try:
         with open(path) as handle:
             config = yaml.safe_load(handle)
@@ -179,13 +202,13 @@ def load_config(path: Path) -> tuple[str, str, int, int | None, int | None]:
     except ValueError:
         raise RunLoadError(f"{path}: seed {seed!r} is not an integer") from None
     optional: list[int | None] = []
-    for key in ("env.action_repeat", "steps"):
+    for key in ("env.action_repeat", "steps", "env.episode_length"):
         value = _lookup(config, key)
         try:
             optional.append(None if value is None else _parse_int(str(value)))
         except ValueError:
             raise RunLoadError(f"{path}: {key} {value!r} is not an integer") from None
-    return str(agent), str(task), seed_int, optional[0], optional[1]
+    return str(agent), str(task), seed_int, optional[0], optional[1], optional[2]
 
 
 def load_run(run_dir: Path) -> Run:
@@ -198,9 +221,9 @@ def load_run(run_dir: Path) -> Run:
         config_path = run_dir / ".hydra" / CONFIG_FILE  # hydra's own copy, same resolved content
     if not config_path.is_file():
         raise RunLoadError(f"{config_path}: missing (cannot tell the run's agent, task and seed)")
-    agent, task, seed, action_repeat, steps = load_config(config_path)
-    env_steps, returns = load_eval_csv(eval_path)
-    return Run(run_dir, agent, task, seed, action_repeat, steps, env_steps, returns)
+    agent, task, seed, action_repeat, steps, episode_length = load_config(config_path)
+    env_steps, returns, notes = load_eval_csv(eval_path)
+    return Run(run_dir, agent, task, seed, action_repeat, steps, env_steps, returns, episode_length, tuple(notes))
 
 
 def _drop_duplicates(runs: Iterable[Run]) -> tuple[list[Run], list[Problem]]:

@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter
 
 from agents.reporting.reference import ReferenceRow
-from agents.reporting.stats import METRICS, Aggregate, Curve, Profile
+from agents.reporting.stats import METRICS, Aggregate, BudgetScores, Curve, Profile
 
 X_LABEL = "environment steps"
 METRIC_TITLES = {"iqm": "IQM", "mean": "Mean", "median": "Median", "optimality_gap": "Optimality gap"}
@@ -58,8 +58,19 @@ def _draw_task(
     for agent, curve in sorted(curves.items()):
         colour = colours[agent]
         label = f"{agent} (n={int(curve.n_seeds.max())})" if with_counts else agent
-        ax.plot(curve.env_steps, curve.mean, color=colour, label=label)
-        ax.fill_between(curve.env_steps, curve.lower, curve.upper, color=colour, alpha=0.2, linewidth=0)
+        if curve.env_steps.size == 1:  # a lone evaluation has no line to draw: a point with its CI bar
+            ax.errorbar(
+                curve.env_steps,
+                curve.mean,
+                yerr=[curve.mean - curve.lower, curve.upper - curve.mean],
+                color=colour,
+                marker="o",
+                capsize=4,
+                label=label,
+            )
+        else:
+            ax.plot(curve.env_steps, curve.mean, color=colour, label=label)
+            ax.fill_between(curve.env_steps, curve.lower, curve.upper, color=colour, alpha=0.2, linewidth=0)
         x_max = max(x_max, float(curve.env_steps[-1]))
     shown = [r for r in references if r.budget_env_steps <= _REF_REACH * max(x_max, 1.0)]
     if shown:
@@ -79,6 +90,11 @@ def _draw_task(
     ax.set_xlabel(X_LABEL)
     ax.set_ylabel("evaluation return")
     ax.xaxis.set_major_formatter(FuncFormatter(_steps_formatter))
+    steps = {int(s) for curve in curves.values() for s in curve.env_steps}
+    if len(steps) == 1 and not shown:  # every curve is one evaluation: one tick at it, not -0.04 ... 0.04
+        (step,) = steps
+        ax.set_xticks([step])
+        ax.set_xlim(step - max(500, step // 2), step + max(500, step // 2))
     ax.grid(alpha=0.3)
 
 
@@ -128,26 +144,60 @@ def plot_grid(
     return _save(fig, path)
 
 
-def plot_profiles(path: Path, budget: int, profiles: Mapping[str, Profile], colours: Mapping[str, str]) -> Path:
-    """Performance profiles (score distributions) at one budget, 95% bootstrap bands."""
-    fig = Figure(figsize=(6.4, 4.2), layout="constrained")
+def budget_title(selection: BudgetScores, newline: bool = False) -> str:
+    """'at 100k environment steps', or what was really reached when runs fell short of the budget.
+
+    `newline` puts the budget part on its own line, for narrow figures.
+    """
+    budget = _steps_formatter(selection.budget, 0)
+    used = selection.steps_used
+    if used is None or (used == (selection.budget, selection.budget) and not selection.short):
+        return f"at {budget} {X_LABEL}"
+    lo, hi = (_steps_formatter(v, 0) for v in used)
+    title = f"at {lo if lo == hi else f'{lo}-{hi}'} {X_LABEL}{chr(10) if newline else ' '}(budget {budget}"
+    if selection.short:
+        title += f"; {len(selection.short)} of {selection.n_runs} runs stopped before it"
+    return title + ")"
+
+
+def _notes_below(fig: Figure, notes: Sequence[str]) -> None:
+    if notes:
+        fig.supxlabel("\n".join(notes), x=0.01, ha="left", fontsize="x-small")  # constrained layout makes room
+
+
+def plot_profiles(
+    path: Path,
+    selection: BudgetScores,
+    profiles: Mapping[str, Profile],
+    colours: Mapping[str, str],
+    notes: Sequence[str] = (),
+) -> Path:
+    """Performance profiles (score distributions) at one budget, 95% bootstrap bands; `notes` under it."""
+    fig = Figure(figsize=(6.4, 4.2 + 0.2 * len(notes)), layout="constrained")
     ax = fig.add_subplot()
     for agent, prof in sorted(profiles.items()):
         ax.plot(prof.taus, prof.fraction, color=colours[agent], label=agent)
         ax.fill_between(prof.taus, prof.lower, prof.upper, color=colours[agent], alpha=0.2, linewidth=0)
-    ax.set_xlabel(r"normalised score $\tau$ (return / 1000)")
+    ax.set_xlabel(r"normalised score $\tau$ (per-task range, see report.md)")
     ax.set_ylabel(r"fraction of runs with score > $\tau$")
-    ax.set_title(f"Performance profile at {_steps_formatter(budget, 0)} {X_LABEL}")
+    ax.set_title(f"Performance profile {budget_title(selection, newline=True)}", fontsize="medium")
     ax.set_ylim(-0.02, 1.02)
     ax.grid(alpha=0.3)
     ax.legend(fontsize="small")
+    _notes_below(fig, notes)
     return _save(fig, path)
 
 
-def plot_aggregates(path: Path, budget: int, aggregates: Mapping[str, Aggregate], colours: Mapping[str, str]) -> Path:
-    """IQM, mean, median and optimality gap per agent as points with 95% CI bars."""
+def plot_aggregates(
+    path: Path,
+    selection: BudgetScores,
+    aggregates: Mapping[str, Aggregate],
+    colours: Mapping[str, str],
+    notes: Sequence[str] = (),
+) -> Path:
+    """IQM, mean, median and optimality gap per agent as points with 95% CI bars; `notes` under them."""
     agents = sorted(aggregates)
-    fig = Figure(figsize=(3.0 * len(METRICS), 0.6 * len(agents) + 1.8), layout="constrained")
+    fig = Figure(figsize=(3.0 * len(METRICS), 0.6 * len(agents) + 1.8 + 0.2 * len(notes)), layout="constrained")
     for k, metric in enumerate(METRICS):
         ax = fig.add_subplot(1, len(METRICS), k + 1)
         for i, agent in enumerate(agents):
@@ -160,5 +210,6 @@ def plot_aggregates(path: Path, budget: int, aggregates: Mapping[str, Aggregate]
         ax.set_title(METRIC_TITLES[metric])
         ax.set_xlabel("normalised score")
         ax.grid(axis="x", alpha=0.3)
-    fig.suptitle(f"Aggregates at {_steps_formatter(budget, 0)} {X_LABEL} (95% stratified bootstrap CIs)")
+    fig.suptitle(f"Aggregates {budget_title(selection)}, 95% stratified bootstrap CIs")
+    _notes_below(fig, notes)
     return _save(fig, path)

@@ -1,10 +1,10 @@
 """Scores at env-step budgets, rliable aggregates, performance profiles and learning-curve CIs.
 
-Aggregates follow Agarwal et al. (NeurIPS 2021, rliable): scores are returns / 1000 (the DMC maximum),
-IQM and optimality gap pool all runs x tasks, mean and median are taken over per-task means, and 95%
-CIs come from rliable's stratified bootstrap (runs resampled within each task). Tasks are passed to
-rliable as separate (n_runs, 1) arrays, so tasks with unequal seed counts need no truncation; with
-equal counts the numbers equal rliable's matrix metrics exactly.
+Aggregates follow Agarwal et al. (NeurIPS 2021, rliable): scores are returns normalised by each
+task's own range (`normalise`), IQM and optimality gap pool all runs x tasks, mean and median are
+taken over per-task means, and 95% CIs come from rliable's stratified bootstrap (runs resampled
+within each task). Tasks are passed to rliable as separate (n_runs, 1) arrays, so tasks with unequal
+seed counts need no truncation; with equal counts the numbers equal rliable's matrix metrics exactly.
 """
 
 from __future__ import annotations
@@ -19,8 +19,8 @@ from rliable import library as rly
 from rliable import metrics as rly_metrics
 
 from agents.reporting.discovery import Run
+from agents.reporting.normalise import ScoreRange
 
-SCORE_SCALE = 1000.0
 METRICS = ("iqm", "mean", "median", "optimality_gap")
 CI_LEVEL = 0.95
 
@@ -47,14 +47,28 @@ class BudgetScores:
     scores: dict[str, dict[str, list[RunScore]]] = field(default_factory=dict)
     fallbacks: list[str] = field(default_factory=list)
     excluded: list[str] = field(default_factory=list)
+    short: list[Run] = field(default_factory=list)  # counted runs whose last evaluation comes before the budget
 
-    def task_arrays(self, agent: str, normalise: bool = True) -> dict[str, np.ndarray]:
-        """task -> 1-D scores over seeds (returns / 1000 when `normalise`)."""
-        scale = SCORE_SCALE if normalise else 1.0
-        return {
-            task: np.array([s.score for s in items], dtype=np.float64) / scale
-            for task, items in sorted(self.scores.get(agent, {}).items())
-        }
+    @property
+    def steps_used(self) -> tuple[int, int] | None:
+        """Smallest and largest env step of the evaluations used, None when no run counts."""
+        used = [s.env_step for tasks in self.scores.values() for items in tasks.values() for s in items]
+        return (min(used), max(used)) if used else None
+
+    @property
+    def n_runs(self) -> int:
+        return sum(len(items) for tasks in self.scores.values() for items in tasks.values())
+
+    def task_arrays(self, agent: str, ranges: Mapping[str, ScoreRange] | None = None) -> dict[str, np.ndarray]:
+        """task -> 1-D scores over seeds: raw returns, or normalised (tasks without a range left out)."""
+        arrays = {}
+        for task, items in sorted(self.scores.get(agent, {}).items()):
+            raw = np.array([s.score for s in items], dtype=np.float64)
+            if ranges is None:
+                arrays[task] = raw
+            elif task in ranges:
+                arrays[task] = ranges[task].normalise(raw)
+        return arrays
 
 
 def select_at_budget(runs: Sequence[Run], budget: int) -> BudgetScores:
@@ -78,6 +92,8 @@ def select_at_budget(runs: Sequence[Run], budget: int) -> BudgetScores:
                 if run.steps is not None and run.steps < budget:
                     why += f" and it was configured for only {run.steps} env steps"
             result.fallbacks.append(why)
+        if run.last_step < budget:
+            result.short.append(run)
         grouped[run.agent][run.task].append(RunScore(run, budget, step, score))
     result.scores = {agent: dict(tasks) for agent, tasks in grouped.items()}
     return result

@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 from agents.reporting.discovery import Problem, Run
+from agents.reporting.normalise import ScoreRange
 from agents.reporting.reference import MEAN_TASK, ReferenceRow
-from agents.reporting.stats import CI_LEVEL, METRICS, SCORE_SCALE, Aggregate, BudgetScores, Improvement
+from agents.reporting.stats import CI_LEVEL, METRICS, Aggregate, BudgetScores, Improvement
 
 UNIT = "env_steps"
 UNIT_WORDS = "environment steps"
@@ -44,6 +45,7 @@ class BudgetResult:
     references: list[ReferenceRow] = field(default_factory=list)
     profile_png: str | None = None
     aggregates_png: str | None = None
+    missing_tasks: str | None = None  # 'sac lacks walker-walk' when the aggregated task sets differ
 
 
 @dataclass
@@ -60,6 +62,9 @@ class ReportData:
     bootstrap_seed: int
     compare: tuple[str, str] | None
     reference_enabled: bool
+    command: str | None = None  # the command line that made the report, to remake it
+    score_ranges: dict[str, ScoreRange] = field(default_factory=dict)
+    unnormalised: dict[str, str] = field(default_factory=dict)  # task -> why its range is unknown
     grid_png: str | None = None
     task_pngs: dict[str, str] = field(default_factory=dict)
 
@@ -98,11 +103,18 @@ def build_summary(data: ReportData) -> dict[str, Any]:
                 for rs in items
             ]
             agents[agent] = entry
+        used = result.selection.steps_used
         block: dict[str, Any] = {
             "budget_env_steps": result.budget,
+            "env_steps_used": None if used is None else {"min": used[0], "max": used[1]},
+            "runs_short_of_budget": [
+                {"agent": r.agent, "task": r.task, "seed": r.seed, "last_env_step": r.last_step, "path": str(r.path)}
+                for r in result.selection.short
+            ],
             "agents": agents,
             "fallbacks": result.selection.fallbacks,
             "excluded": result.selection.excluded,
+            "missing_tasks": result.missing_tasks,
         }
         if result.improvement is not None:
             imp = result.improvement
@@ -117,9 +129,16 @@ def build_summary(data: ReportData) -> dict[str, Any]:
             block["probability_of_improvement"] = {"note": result.improvement_note}
         budgets[str(result.budget)] = block
     return {
+        "command": data.command,
         "unit": UNIT,
         "budgets_env_steps": [r.budget for r in data.budgets],
-        "score_normalisation": f"return / {SCORE_SCALE:g} (aggregates, CIs and profiles only)",
+        "score_normalisation": {
+            "formula": "(return - low) / (high - low) per task (aggregates, CIs and profiles only)",
+            "tasks": {
+                t: {"low": r.low, "high": r.high, "source": r.source} for t, r in sorted(data.score_ranges.items())
+            },
+            "not_normalised": dict(sorted(data.unnormalised.items())),
+        },
         "per_task_std": "sample std over seeds (ddof=1); null with one seed",
         "ci": {
             "level": CI_LEVEL,
@@ -255,24 +274,68 @@ def _reference_section(result: BudgetResult) -> list[str]:
     return lines
 
 
+def _reach_lines(result: BudgetResult) -> list[str]:
+    """Which steps the scores really come from, and every run that stopped before the budget."""
+    selection = result.selection
+    used = selection.steps_used
+    if used is None or (used == (result.budget, result.budget) and not selection.short):
+        return []
+    span = str(used[0]) if used[0] == used[1] else f"{used[0]}–{used[1]}"
+    lines = [f"Scores at this budget come from evaluations at {span} {UNIT_WORDS}."]
+    if selection.short:
+        groups: dict[tuple[str, str], list[Run]] = {}
+        for run in selection.short:
+            groups.setdefault((run.agent, run.task), []).append(run)
+        lines[0] += (
+            f" **{len(selection.short)} of {selection.n_runs} runs did not reach {result.budget} {UNIT_WORDS}** "
+            "and count with their last evaluation (each is listed under *Budget notes*):"
+        )
+        lines += [""] + [
+            f"- {agent} / {task}: seed(s) {', '.join(str(r.seed) for r in runs)}, last evaluation at "
+            + ", ".join(str(r.last_step) for r in runs)
+            for (agent, task), runs in sorted(groups.items())
+        ]
+    return lines + [""]
+
+
+def _normalisation_section(data: ReportData) -> list[str]:
+    lines = [
+        "## Score normalisation",
+        "",
+        "Aggregates, their CIs and the performance profiles use (return − low) / (high − low) with each "
+        "task's own return range; per-task tables and curves show raw returns.",
+        "",
+    ]
+    if data.score_ranges:
+        rows = [[t, f"{r.low:g}", f"{r.high:g}", r.source] for t, r in sorted(data.score_ranges.items())]
+        lines += _table(["task", "low", "high", "source of the range"], rows) + [""]
+    if data.unnormalised:
+        lines += ["Not normalised (range unknown), so left out of the aggregates and profiles:", ""]
+        lines += [f"- {task}: {why}" for task, why in sorted(data.unnormalised.items())] + [""]
+    return lines
+
+
 def _budget_section(data: ReportData, result: BudgetResult) -> list[str]:
     label = _budget_label(result.budget)
-    lines = [f"## At {label} {UNIT_WORDS} ({result.budget} {UNIT})", ""]
-    if not result.aggregates:
+    lines = [f"## At {label} {UNIT_WORDS} ({result.budget} {UNIT})", ""] + _reach_lines(result)
+    if not result.selection.scores:
         lines += [f"No run has an evaluation at or before {result.budget} {UNIT_WORDS}.", ""]
     else:
-        lines += [
-            f"### Aggregates (return / {SCORE_SCALE:g}, {int(CI_LEVEL * 100)}% stratified bootstrap CI)",
-            "",
-        ]
+        if result.aggregates:
+            lines += [
+                f"### Aggregates (normalised scores, {int(CI_LEVEL * 100)}% stratified bootstrap CI)",
+                "",
+            ]
+        else:
+            lines += ["No aggregates: no task at this budget has a known score range.", ""]
         rows = [
             [agent, str(agg.n_runs), str(len(agg.tasks))] + [_ci(agg.point[m], agg.ci[m]) for m in METRICS]
             for agent, agg in sorted(result.aggregates.items())
         ]
-        lines += _table(["agent", "runs", "tasks", "IQM", "mean", "median", "optimality gap"], rows)
-        task_sets = {agg.tasks for agg in result.aggregates.values()}
-        if len(task_sets) > 1:
-            lines += ["", "Agents were run on different task sets: compare their aggregates with care."]
+        if rows:
+            lines += _table(["agent", "runs", "tasks", "IQM", "mean", "median", "optimality gap"], rows)
+        if result.missing_tasks:
+            lines += ["", f"**Agents ran different tasks** ({result.missing_tasks}): compare aggregates with care."]
         tasks = sorted({t for stats in result.task_stats.values() for t in stats})
         agents = sorted(result.task_stats)
         lines += ["", "### Per-task return (mean ± std over seeds)", ""]
@@ -284,7 +347,8 @@ def _budget_section(data: ReportData, result: BudgetResult) -> list[str]:
                 "### Probability of improvement",
                 "",
                 f"P({imp.agent_a} > {imp.agent_b}) = {_ci(imp.value, imp.ci)} averaged over "
-                f"{len(imp.tasks)} task(s) both agents ran: {', '.join(imp.tasks)}.",
+                f"{len(imp.tasks)} task(s) both agents ran: {', '.join(imp.tasks)} (raw returns: it only "
+                "compares runs within a task, so it needs no normalisation).",
                 "",
             ]
         elif result.improvement_note:
@@ -316,16 +380,18 @@ def build_report(data: ReportData) -> str:
         "",
         f"Generated by `mcrl-report` from {len(data.runs)} run(s) under: "
         + ", ".join(f"`{r}`" for r in data.roots)
-        + ".",
+        + "."
+        + (f" Command: `{data.command}`." if data.command else ""),
         "",
         f"**Unit: every step count and budget is in {UNIT_WORDS}** (`{UNIT}`: frames; agent steps × "
         "action repeat). At each budget a run contributes its last evaluation at or before the budget "
         "(every substitution is listed under *Budget notes*); a run whose first evaluation comes later "
-        f"is excluded from that budget. Aggregates use return / {SCORE_SCALE:g} with {int(CI_LEVEL * 100)}% "
-        f"stratified bootstrap CIs (rliable, {data.reps} reps, seed {data.bootstrap_seed}).",
+        "is excluded from that budget. Aggregates use scores normalised by each task's return range "
+        f"(see *Score normalisation*) with {int(CI_LEVEL * 100)}% stratified bootstrap CIs (rliable, "
+        f"{data.reps} reps, seed {data.bootstrap_seed}).",
         "",
     ]
-    lines += _runs_section(data) + _curves_section(data)
+    lines += _runs_section(data) + _normalisation_section(data) + _curves_section(data)
     for result in data.budgets:
         lines += _budget_section(data, result)
     return "\n".join(lines).rstrip() + "\n"

@@ -227,27 +227,28 @@ def test_mocap_windows_split_by_time(tmp_path):
     path = tmp_path / "m.npz"
     np.savez(path, joints=joints, clip_start=starts, clip_length=np.array(lengths), actions=np.array(["a", "b", "c"]),
              fps=np.array(30.0))
-    train, test = mocap_windows(path, window=8, stride=2, test_fraction=0.25)
+    train, test = mocap_windows(path, window=8, train_windows=5, test_windows=3, test_fraction=0.25)
     assert train.layout == "humanoid" and train.sequences.shape[1:] == (3, 8, 18, 1)
     for label, n in enumerate(lengths):
         cut = round(n * 0.75)
         tr = train.sequences[train.labels == label][:, 1, :, 0, 0]
         te = test.sequences[test.labels == label][:, 1, :, 0, 0]
-        assert len(tr) and len(te)
+        assert (len(tr), len(te)) == (5, 3)  # balanced: the same count from every clip
         assert tr.max() <= cut - 1 and te.min() >= cut  # no frame in both splits
-        size = min(8, cut)
-        assert len(tr) == len(range(0, cut - size + 1, 2))
+        assert tr[0, 0] == 0 and tr[-1, -1] == cut - 1  # the windows span the whole train part
     # clip b: its 3 test frames become one window stretched to 8 frames
     b = test.sequences[test.labels == 1][0, 1, :, 0, 0]
     torch.testing.assert_close(b, torch.linspace(9.0, 11.0, 8))
     assert clip_windows(10, 4, 3) == [(0, 4), (3, 7), (6, 10)]
+    assert clip_windows(3, 4, 2) == [(0, 3), (0, 3)]
 
 
 def test_packaged_mocap_windows():
     train, test = mocap_windows()
     assert isinstance(train, SkeletonData) and train.num_classes == 15
     assert set(train.labels.tolist()) == set(test.labels.tolist()) == set(range(15))
-    assert train.batch(torch.tensor([0, 2]))["sequences"].shape == (2, 3, 24, 18, 1)
+    assert train.labels.bincount().tolist() == [20] * 15 and test.labels.bincount().tolist() == [6] * 15
+    assert train.batch(torch.tensor([0, 2]))["sequences"].shape == (2, 3, 12, 18, 1)
 
 
 # ------------------------------------------------------------------------------------ augmentations
@@ -273,3 +274,20 @@ def test_shear_and_temporal_crop_match_the_reference_formulas():
     torch.testing.assert_close(part, out[[1, 3]])
     none = SkeletonAugment(shear=0.0, padding_ratio=0)
     torch.testing.assert_close(none(x, generator=torch.Generator().manual_seed(0)), x)
+
+
+def test_mocap_windows_are_view_normalised():
+    """Turning and moving a clip on the ground changes nothing: windows start at the origin, hips along x."""
+    from representations.data.mocap import _canonical
+
+    _, clips, _ = load_mocap_clips()
+    clip = clips[0][:24]
+    angle = 1.1
+    rot = np.array([[np.cos(angle), 0, np.sin(angle)], [0, 1, 0], [-np.sin(angle), 0, np.cos(angle)]])
+    moved = (clip @ rot.T + np.array([3.0, 0.0, -2.0])).astype(np.float32)
+    np.testing.assert_allclose(_canonical(moved), _canonical(clip), atol=1e-5)
+    out = _canonical(clip)
+    np.testing.assert_allclose(out[0, 0, [0, 2]], [0, 0], atol=1e-6)
+    hips = out[0, 4] - out[0, 11]
+    assert hips[0] > 0 and abs(hips[2]) < 1e-6
+    np.testing.assert_allclose(out[..., 1], clip[..., 1])  # heights untouched

@@ -37,7 +37,7 @@ SKELETON_METHODS = ("cml",)
 def load_skeletons(data_cfg: dict[str, Any], seed: int) -> tuple[SkeletonData, SkeletonData]:
     """(train, test) skeleton windows / sequences of a ``mocap`` or ``ntu`` data config."""
     if data_cfg["source"] == "mocap":
-        kwargs = {k: data_cfg[k] for k in ("window", "stride", "test_stride", "test_fraction")
+        kwargs = {k: data_cfg[k] for k in ("window", "train_windows", "test_windows", "test_fraction")
                   if data_cfg.get(k) is not None}
         train, test = mocap_windows(data_cfg.get("path") or MOCAP_PATH, **kwargs)
     else:

@@ -24,6 +24,7 @@ from ..evaluation import evaluate_features, extract_features
 from ..objectives import Objective, encoder_features
 from .build import (
     SKELETON_METHODS,
+    SKELETON_SOURCES,
     build_augment,
     build_model_encoder,
     build_objective,
@@ -106,6 +107,9 @@ def _pretrain(cfg: dict[str, Any], run_dir: Path, dist: dist_utils.DistContext) 
     run_dir = _shared_run_dir(run_dir, dist)
     tcfg = trainer_config(cfg)  # validates the loop settings before anything is loaded or written
     seed = int(cfg["seed"])
+    skeleton_method = cfg["method"]["objective"] in SKELETON_METHODS
+    if skeleton_method and cfg["data"]["source"] not in SKELETON_SOURCES:  # say so before loading anything
+        raise ValueError(f"method {cfg['method']['name']} trains on skeletons; use data=mocap or data=ntu")
     train, test = load_data(cfg["data"], seed)
     runtime = _runtime(cfg, dist)
     device = runtime.torch_device
@@ -115,8 +119,6 @@ def _pretrain(cfg: dict[str, Any], run_dir: Path, dist: dist_utils.DistContext) 
         augment = build_skeleton_augment(cfg["data"])
         extra["parts"] = train.layout
     else:
-        if cfg["method"]["objective"] in SKELETON_METHODS:
-            raise ValueError(f"method {cfg['method']['name']} trains on skeletons; use data=mocap or data=ntu")
         channels, size = check_data(train, cfg["data"])
         encoder = build_model_encoder(cfg["encoder"], cfg["method"], channels, size)
         augment = build_augment(cfg["data"], size)

@@ -34,13 +34,47 @@ NTU_BONES: tuple[tuple[int, int], ...] = (
 )
 NTU_CENTER = 20  # spine_shoulder: the root of ST-GCN's spatial partitioning on NTU
 
+# The DeepMimic humanoid of pybullet_data (humanoid.urdf): its 15 link origins plus three fixed
+# points on rigid links (head centre on the neck link, foot centre on each ankle link), as
+# written by scripts/convert_mocap.py into representations/data/humanoid_mocap.npz.
+HUMANOID_JOINT_NAMES: tuple[str, ...] = (
+    "root", "chest", "neck", "head",                                             # 0-3
+    "right_hip", "right_knee", "right_ankle", "right_foot",                      # 4-7
+    "right_shoulder", "right_elbow", "right_wrist",                              # 8-10
+    "left_hip", "left_knee", "left_ankle", "left_foot",                          # 11-14
+    "left_shoulder", "left_elbow", "left_wrist",                                 # 15-17
+)
+HUMANOID_BONES: tuple[tuple[int, int], ...] = (
+    (0, 1), (1, 2), (2, 3),                      # spine, neck, head
+    (0, 4), (4, 5), (5, 6), (6, 7),              # right leg
+    (1, 8), (8, 9), (9, 10),                     # right arm
+    (0, 11), (11, 12), (12, 13), (13, 14),       # left leg
+    (1, 15), (15, 16), (16, 17),                 # left arm
+)
+HUMANOID_CENTER = 1  # chest: where arms, neck and spine meet, as spine_shoulder on NTU
+
+# name -> (bones, number of joints, centre joint of the spatial partitioning)
+SKELETON_GRAPHS: dict[str, tuple[tuple[tuple[int, int], ...], int, int]] = {
+    "ntu": (NTU_BONES, 25, NTU_CENTER),
+    "humanoid": (HUMANOID_BONES, 18, HUMANOID_CENTER),
+}
+
+
+def skeleton_adjacency(name: str) -> torch.Tensor:
+    """Symmetric 0/1 (V, V) adjacency of a built-in skeleton ("ntu", "humanoid"), no self loops."""
+    if name not in SKELETON_GRAPHS:
+        raise ValueError(f"unknown built-in graph {name!r}; use one of {', '.join(SKELETON_GRAPHS)} "
+                         f"or pass an adjacency matrix")
+    bones, joints, _ = SKELETON_GRAPHS[name]
+    adj = torch.zeros(joints, joints)
+    for i, j in bones:
+        adj[i, j] = adj[j, i] = 1.0
+    return adj
+
 
 def ntu_rgbd_adjacency() -> torch.Tensor:
     """Symmetric 0/1 (25, 25) adjacency of the NTU skeleton (no self loops)."""
-    adj = torch.zeros(25, 25)
-    for i, j in NTU_BONES:
-        adj[i, j] = adj[j, i] = 1.0
-    return adj
+    return skeleton_adjacency("ntu")
 
 
 def normalize_adjacency(adj: torch.Tensor, mode: str = "row") -> torch.Tensor:
@@ -136,8 +170,8 @@ class STGCNBlock(nn.Module):
 class STGCN(nn.Module):
     """Skeletons (B, C, T, V, M) -> pooled feature (B, channels[-1]); persons are averaged.
 
-    ``graph`` is "ntu" or a (V, V) adjacency (nested lists or tensor). Temporal stride 2 is applied
-    where the width grows (except in the first layer) unless ``strides`` is given.
+    ``graph`` is a built-in skeleton ("ntu", "humanoid") or a (V, V) adjacency (nested lists or
+    tensor). Temporal stride 2 is applied where the width grows (except in the first layer) unless ``strides`` is given.
     ``partition`` / ``normalization`` choose how A + I is split and scaled (see ``graph_partitions``);
     ``edge_importance`` learns a per-layer mask on the adjacency, as in ST-GCN.
     """
@@ -159,11 +193,9 @@ class STGCN(nn.Module):
     ) -> None:
         super().__init__()
         if isinstance(graph, str):
-            if graph != "ntu":
-                raise ValueError(f"unknown built-in graph {graph!r}; pass 'ntu' or an adjacency matrix")
-            adj = ntu_rgbd_adjacency()
-            center = NTU_CENTER if center is None else center
-            graph_kw: str | list[list[float]] = "ntu"
+            adj = skeleton_adjacency(graph)
+            center = SKELETON_GRAPHS[graph][2] if center is None else center
+            graph_kw: str | list[list[float]] = graph
         else:
             adj = torch.as_tensor(graph, dtype=torch.float32)
             graph_kw = adj.tolist()

@@ -2,7 +2,7 @@
 
 patch: grid masks, fills, blur/high-pass; saliency: SCDA foreground, balanced and hard-negative
 masks; frames: M-CURL selection + BERT replacement; tubes: random / attention-guided video tubes;
-skeleton: NTU body parts; groups: MiCL visible-token split.
+skeleton: NTU / humanoid body parts; groups: MiCL visible-token split.
 """
 
 from .frames import KEEP, RANDOM, ZERO, apply_bert_replacement, bert_replacement_plan, frame_mask
@@ -17,14 +17,16 @@ from .patch import (
     upsample_mask,
 )
 from .saliency import hard_negative_mask, saliency_guided_mask, scda_foreground
-from .skeleton import NTU_BODY_PARTS, body_part_mask, part_membership
+from .skeleton import HUMANOID_BODY_PARTS, NTU_BODY_PARTS, SKELETON_PARTS, body_part_mask, part_membership
 from .tubes import attention_tube_mask, random_tube_mask
 
 __all__ = [
     "FILLS",
+    "HUMANOID_BODY_PARTS",
     "KEEP",
     "NTU_BODY_PARTS",
     "RANDOM",
+    "SKELETON_PARTS",
     "ZERO",
     "apply_bert_replacement",
     "apply_patch_mask",

@@ -26,15 +26,40 @@ NTU_BODY_PARTS: Mapping[str, tuple[int, ...]] = types.MappingProxyType(
     }
 )
 
-Parts = Mapping[str, Sequence[int]] | Sequence[Sequence[int]] | Sequence[int] | torch.Tensor
+# The DeepMimic humanoid (HUMANOID_JOINT_NAMES in encoders/stgcn.py, 18 joints):
+#   0 root, 1 chest, 2 neck, 3 head -> torso;  8 right shoulder, 9 elbow, 10 wrist -> right arm;
+#   15 left shoulder, 16 elbow, 17 wrist -> left arm;  4 right hip, 5 knee, 6 ankle, 7 foot -> right leg;
+#   11 left hip, 12 knee, 13 ankle, 14 foot -> left leg
+HUMANOID_BODY_PARTS: Mapping[str, tuple[int, ...]] = types.MappingProxyType(
+    {
+        "torso": (0, 1, 2, 3),
+        "left_arm": (15, 16, 17),
+        "right_arm": (8, 9, 10),
+        "left_leg": (11, 12, 13, 14),
+        "right_leg": (4, 5, 6, 7),
+    }
+)
+# skeleton name -> (body parts, number of joints); the names match encoders.stgcn.SKELETON_GRAPHS
+SKELETON_PARTS: Mapping[str, tuple[Mapping[str, tuple[int, ...]], int]] = types.MappingProxyType(
+    {"ntu": (NTU_BODY_PARTS, 25), "humanoid": (HUMANOID_BODY_PARTS, 18)}
+)
+
+Parts = str | Mapping[str, Sequence[int]] | Sequence[Sequence[int]] | Sequence[int] | torch.Tensor
 
 
 def part_membership(parts: Parts, num_joints: int, device: torch.device | None = None) -> torch.Tensor:
     """Bool (num_parts, num_joints) from a part->joints map, a list of joint lists, or joint->part ids.
 
     A flat sequence/1-D tensor of length ``num_joints`` is read as the part id of each joint
-    (negative = belongs to no part, never masked).
+    (negative = belongs to no part, never masked). A string names a built-in skeleton
+    (``SKELETON_PARTS``: "ntu", "humanoid").
     """
+    if isinstance(parts, str):
+        if parts not in SKELETON_PARTS:
+            raise ValueError(f"unknown skeleton {parts!r}; use one of {', '.join(SKELETON_PARTS)}")
+        name, (parts, joints) = parts, SKELETON_PARTS[parts]
+        if joints != num_joints:
+            raise ValueError(f"the {name!r} skeleton has {joints} joints, not {num_joints}")
     if isinstance(parts, Mapping):
         groups = [list(map(int, v)) for v in parts.values()]
     elif isinstance(parts, torch.Tensor) or (len(parts) > 0 and all(isinstance(p, int) for p in parts)):

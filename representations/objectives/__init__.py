@@ -1,6 +1,7 @@
 """Pretraining methods: one ``nn.Module`` per method, ``forward(batch) -> (loss, metrics)``."""
 
 from .base import INPUT_FILTERS, Batch, Objective, encoder_features, encoder_scale, pooled
+from .cml import CML, SkeletonDecoder
 from .masked_moco import FILL_MODES, MoCoMask, MoCoSaliency, fill_settings
 from .micl import MiCL
 from .moco import MoCo, moco_logits
@@ -10,9 +11,11 @@ METHODS: dict[str, type[Objective]] = {
     "moco_mask": MoCoMask,
     "moco_saliency": MoCoSaliency,
     "micl": MiCL,
+    "cml": CML,
 }
 
 __all__ = [
+    "CML",
     "FILL_MODES",
     "INPUT_FILTERS",
     "METHODS",
@@ -22,6 +25,7 @@ __all__ = [
     "MoCoMask",
     "MoCoSaliency",
     "Objective",
+    "SkeletonDecoder",
     "encoder_features",
     "encoder_scale",
     "fill_settings",

@@ -12,15 +12,52 @@ import torch
 from torch import nn
 
 from ..core.trainer import TrainerConfig
-from ..data import AugmentConfig, BatchAugment, DataError, ImageData, load_splits
+from ..data import (
+    MOCAP_PATH,
+    AugmentConfig,
+    BatchAugment,
+    DataError,
+    ImageData,
+    SkeletonAugment,
+    SkeletonData,
+    load_ntu,
+    load_splits,
+    mocap_windows,
+)
 from ..encoders import build_encoder, load_pretrained
 from ..objectives import METHODS, Objective, fill_settings
 
 _META_KEYS = {"name", "objective", "optim", "saliency", "augment"}
 
 
-def load_data(data_cfg: dict[str, Any], seed: int) -> tuple[ImageData, ImageData]:
-    """(train, test) ImageData of a data config; DataError with one clear line on bad input."""
+SKELETON_SOURCES = ("mocap", "ntu")
+SKELETON_METHODS = ("cml",)
+
+
+def load_skeletons(data_cfg: dict[str, Any], seed: int) -> tuple[SkeletonData, SkeletonData]:
+    """(train, test) skeleton windows / sequences of a ``mocap`` or ``ntu`` data config."""
+    if data_cfg["source"] == "mocap":
+        kwargs = {k: data_cfg[k] for k in ("window", "train_windows", "test_windows", "test_fraction")
+                  if data_cfg.get(k) is not None}
+        train, test = mocap_windows(data_cfg.get("path") or MOCAP_PATH, **kwargs)
+    else:
+        if not data_cfg.get("path"):
+            raise DataError("data=ntu needs data.path (a folder of .skeleton files or an (N, 3, T, 25, M) .npy)")
+        train, test = load_ntu(
+            data_cfg["path"], label_path=data_cfg.get("label_path"), test_path=data_cfg.get("test_path"),
+            test_label_path=data_cfg.get("test_label_path"), benchmark=str(data_cfg.get("benchmark", "xsub")),
+            frames=data_cfg.get("frames"), max_frames=int(data_cfg.get("max_frames", 300)),
+            max_bodies=int(data_cfg.get("max_bodies", 2)))
+    if len(train) == 0 or len(test) == 0:
+        raise DataError(f"data={data_cfg['name']}: the train or test split is empty "
+                        f"({len(train)} / {len(test)} sequences)")
+    return train.limit(data_cfg.get("train_limit"), seed), test.limit(data_cfg.get("test_limit"), seed + 1)
+
+
+def load_data(data_cfg: dict[str, Any], seed: int) -> tuple[ImageData, ImageData] | tuple[SkeletonData, SkeletonData]:
+    """(train, test) data of a data config; DataError with one clear line on bad input."""
+    if data_cfg["source"] in SKELETON_SOURCES:
+        return load_skeletons(data_cfg, seed)
     return load_splits(
         str(data_cfg["source"]), root=data_cfg.get("root"), path=data_cfg.get("path"),
         test_path=data_cfg.get("test_path"), image_size=data_cfg.get("image_size"),
@@ -56,6 +93,29 @@ def build_model_encoder(encoder_cfg: dict[str, Any], method_cfg: dict[str, Any],
         raise ValueError(f"encoder {name}: {err}") from None
 
 
+def build_skeleton_augment(data_cfg: dict[str, Any]) -> SkeletonAugment:
+    aug = dict(data_cfg.get("augment") or {})
+    return SkeletonAugment(shear=float(aug.get("shear", 0.5)), padding_ratio=int(aug.get("padding_ratio", 6)))
+
+
+def build_skeleton_encoder(encoder_cfg: dict[str, Any], method_cfg: dict[str, Any], data: SkeletonData) -> nn.Module:
+    """ST-GCN sized for the data: coordinates, joints, persons and graph come from the sequences."""
+    name = str(encoder_cfg["name"])
+    if name != "stgcn":
+        raise ValueError(f"skeleton data needs encoder=stgcn, got encoder={name}")
+    if method_cfg["objective"] not in SKELETON_METHODS:
+        raise ValueError(f"method {method_cfg['name']} trains on images; skeleton data needs method=cml")
+    kwargs = {k: v for k, v in encoder_cfg.items() if k != "name"}
+    for key in ("channels", "strides"):
+        if kwargs.get(key) is not None:
+            kwargs[key] = [int(v) for v in kwargs[key]]
+    kwargs.update(in_channels=data.channels, num_joints=data.joints, num_persons=data.persons, graph=data.layout)
+    try:
+        return build_encoder(name, **kwargs)
+    except TypeError as err:
+        raise ValueError(f"encoder {name}: {err}") from None
+
+
 def _saliency_encoder(method_cfg: dict[str, Any], device: torch.device) -> nn.Module | None:
     source = method_cfg.get("saliency", "key")
     if source in (None, "key"):
@@ -66,13 +126,17 @@ def _saliency_encoder(method_cfg: dict[str, Any], device: torch.device) -> nn.Mo
     return load_pretrained(path).to(device)
 
 
-def build_objective(method_cfg: dict[str, Any], encoder: nn.Module, augment: BatchAugment,
-                    generators: dict[str, torch.Generator], device: torch.device) -> Objective:
-    """Instantiate the method named by ``method.objective`` with its config keys as kwargs."""
+def build_objective(method_cfg: dict[str, Any], encoder: nn.Module, augment: BatchAugment | SkeletonAugment,
+                    generators: dict[str, torch.Generator], device: torch.device,
+                    extra: dict[str, Any] | None = None) -> Objective:
+    """Instantiate the method named by ``method.objective`` with its config keys (and ``extra``) as kwargs."""
     kind = str(method_cfg["objective"])
     if kind not in METHODS:
         raise ValueError(f"unknown method {kind!r}; available: {', '.join(METHODS)}")
     kwargs = {k: v for k, v in method_cfg.items() if k not in _META_KEYS}
+    kwargs.update(extra or {})
+    if isinstance(kwargs.get("mask_parts"), (list, tuple)):
+        kwargs["mask_parts"] = tuple(int(v) for v in kwargs["mask_parts"])
     for key in ("mask_ratio", "hard_ratio"):
         if isinstance(kwargs.get(key), (list, tuple)):
             kwargs[key] = tuple(float(v) for v in kwargs[key])

@@ -18,14 +18,18 @@ from torch import nn
 from ..core import Runtime
 from ..core import distributed as dist_utils
 from ..core.trainer import Trainer
-from ..data import DataError, ImageData
+from ..data import DataError, ImageData, SkeletonData
 from ..encoders import load_pretrained, save_encoder
 from ..evaluation import evaluate_features, extract_features
 from ..objectives import Objective, encoder_features
 from .build import (
+    SKELETON_METHODS,
+    SKELETON_SOURCES,
     build_augment,
     build_model_encoder,
     build_objective,
+    build_skeleton_augment,
+    build_skeleton_encoder,
     check_data,
     input_filter_of,
     load_data,
@@ -39,7 +43,13 @@ def _write_json(path: Path, payload: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
-def evaluate_encoder(encoder: nn.Module, train: ImageData, test: ImageData, eval_cfg: dict[str, Any],
+def model_inputs(data: ImageData | SkeletonData) -> torch.Tensor:
+    """The tensor an encoder reads: ``images``, or the attribute a dataset names in ``input_key``."""
+    return getattr(data, getattr(data, "input_key", "images"))
+
+
+def evaluate_encoder(encoder: nn.Module, train: ImageData | SkeletonData, test: ImageData | SkeletonData,
+                     eval_cfg: dict[str, Any],
                      input_filter: str = "none", seed: int = 0,
                      device: torch.device | str = "cpu") -> dict[str, Any]:
     """kNN + linear-probe accuracy (percent) of frozen features on (train bank, test split)."""
@@ -52,8 +62,8 @@ def evaluate_encoder(encoder: nn.Module, train: ImageData, test: ImageData, eval
     try:
         fn = lambda x: encoder_features(encoder, x, input_filter)  # noqa: E731
         batch = int(eval_cfg.get("batch_size", 512))
-        train_f = extract_features(fn, bank.images, batch, device)
-        test_f = extract_features(fn, queries.images, batch, device)
+        train_f = extract_features(fn, model_inputs(bank), batch, device)
+        test_f = extract_features(fn, model_inputs(queries), batch, device)
     finally:
         encoder.train(was_training)
     classes = max(train.num_classes, test.num_classes)
@@ -97,14 +107,23 @@ def _pretrain(cfg: dict[str, Any], run_dir: Path, dist: dist_utils.DistContext) 
     run_dir = _shared_run_dir(run_dir, dist)
     tcfg = trainer_config(cfg)  # validates the loop settings before anything is loaded or written
     seed = int(cfg["seed"])
+    skeleton_method = cfg["method"]["objective"] in SKELETON_METHODS
+    if skeleton_method and cfg["data"]["source"] not in SKELETON_SOURCES:  # say so before loading anything
+        raise ValueError(f"method {cfg['method']['name']} trains on skeletons; use data=mocap or data=ntu")
     train, test = load_data(cfg["data"], seed)
-    channels, size = check_data(train, cfg["data"])
     runtime = _runtime(cfg, dist)
     device = runtime.torch_device
-    encoder = build_model_encoder(cfg["encoder"], cfg["method"], channels, size)
-    augment = build_augment(cfg["data"], size)
+    extra: dict[str, Any] = {}
+    if isinstance(train, SkeletonData):
+        encoder = build_skeleton_encoder(cfg["encoder"], cfg["method"], train)
+        augment = build_skeleton_augment(cfg["data"])
+        extra["parts"] = train.layout
+    else:
+        channels, size = check_data(train, cfg["data"])
+        encoder = build_model_encoder(cfg["encoder"], cfg["method"], channels, size)
+        augment = build_augment(cfg["data"], size)
     generators = {"augment": runtime.generator("augment"), "mask": runtime.generator("mask")}
-    objective = build_objective(cfg["method"], encoder, augment, generators, device)
+    objective = build_objective(cfg["method"], encoder, augment, generators, device, extra)
     eval_cfg = dict(cfg.get("eval") or {})
     labelled = bool((train.labels >= 0).all() and (test.labels >= 0).all())
     input_filter = input_filter_of(cfg["method"])

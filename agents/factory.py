@@ -35,18 +35,10 @@ def sac_config(agent_cfg: Mapping[str, Any], image_size: int) -> SACConfig:
 
 
 def aux_settings(name: str, aux_cfg: Mapping[str, Any] | None) -> dict[str, Any]:
-    """``aux_cfg.<name>`` when composed, else the packaged ``configs/aux/<name>.yaml`` (so ``aux=[x]``
-    works for a new objective without touching train.yaml)."""
+    """``aux_cfg.<name>`` (composed from ``configs/aux/<name>.yaml``), or {} for class defaults."""
     if aux_cfg and aux_cfg.get(name) is not None:
         return dict(aux_cfg[name])
-    from importlib import resources
-
-    from omegaconf import OmegaConf
-
-    path = resources.files("configs") / "aux" / f"{name}.yaml"
-    if not path.is_file():
-        return {}
-    return dict(OmegaConf.to_container(OmegaConf.load(str(path)), resolve=False))  # type: ignore[arg-type]
+    return {}
 
 
 def aux_class(name: str, settings: Mapping[str, Any]) -> type:

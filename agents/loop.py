@@ -9,8 +9,10 @@ resumed produces the same numbers as an uninterrupted one (bit-identical on CPU)
 
 from __future__ import annotations
 
+import csv
 import shutil
 import signal
+import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -155,6 +157,7 @@ def setup(cfg: DictConfig, run_dir: Path) -> Session:
         raise UserError(f"{run_dir} already holds a run; pass resume=true to continue it or choose another "
                         "hydra.run.dir (nothing was overwritten)")
     state = ckpt.load_latest(runtime.torch_device) if cfg.resume else None
+    had_run = (run_dir / "eval.csv").exists()
     run_dir.mkdir(parents=True, exist_ok=True)
     if state is None:
         store.clear()  # a fresh start owns the folder: stale episodes of a run without checkpoint go
@@ -183,6 +186,9 @@ def setup(cfg: DictConfig, run_dir: Path) -> Session:
                     progress=bool(cfg.progress), resume_step=resume_step, initial=max(resume_step or 0, 0))
     session = Session(cfg, run_dir, runtime, seeds, env, eval_env, agent, replay, store, ckpt, logger,
                       seeds.numpy_rng("exploration"), config, counters, resumed=state is not None)
+    if state is not None or (cfg.resume and had_run):
+        _record_resume(run_dir, "resumed" if state is not None else "restarted",
+                       int(state["counters"]["env_step"]) if state is not None else 0)
     if state is not None:
         session.restore(state)
         logger.message(f"resumed from the checkpoint at env step {counters['env_step']} (episode "
@@ -195,6 +201,17 @@ def setup(cfg: DictConfig, run_dir: Path) -> Session:
         logger.message(f"encoder initialised from {loaded['path']} (frozen: {loaded['frozen']}, "
                        f"head loaded: {loaded['head_loaded']})")
     return session
+
+
+def _record_resume(run_dir: Path, kind: str, env_step: int) -> None:
+    """Append to resumes.csv, so sweeps (benchmarks/dmc100k.py) can say which runs were resumed."""
+    path = run_dir / "resumes.csv"
+    new = not path.exists()
+    with path.open("a", newline="") as f:
+        writer = csv.writer(f)
+        if new:
+            writer.writerow(["kind", "env_step", "unix_time"])
+        writer.writerow([kind, env_step, round(time.time(), 1)])
 
 
 def evaluate(s: Session) -> dict[str, float]:

@@ -275,3 +275,12 @@ def test_a_new_objective_is_one_python_file_plus_one_yaml(tmp_path, monkeypatch)
     metrics = agent.update()
     assert "aux/toy" in metrics and "aux/toy_norm" in metrics
     assert float(toy.goal.detach().abs().sum()) > 0  # its own optimiser stepped it
+
+
+def test_the_cli_composes_the_settings_of_an_objective_train_yaml_does_not_list(monkeypatch):
+    import agents.train as train_cli
+
+    real = train_cli._options
+    monkeypatch.setattr(train_cli, "_options", lambda group: [*real(group), "toy"] if group == "aux" else real(group))
+    out = train_cli.rewrite_overrides(["aux=[curl,toy]"])
+    assert out == ["agent.aux=[curl,toy]", "+aux@aux_cfg.toy=toy", "agent.name=sac+curl+toy"]

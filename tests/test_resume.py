@@ -57,6 +57,8 @@ def runs(tmp_path_factory):
 def test_sigkilled_and_resumed_run_is_bit_identical_to_an_uninterrupted_one(runs):
     full, killed, log = runs
     assert "resumed from the checkpoint at env step" in log
+    (event,) = rows(killed / "resumes.csv")
+    assert event["kind"] == "resumed" and int(event["env_step"]) >= 100
     assert losses(killed) == losses(full)  # every loss, alpha and entropy column, as written
     assert returns(killed) == returns(full)
 
@@ -101,3 +103,4 @@ def test_resume_without_a_checkpoint_starts_from_scratch(tmp_path):
     assert "holds no checkpoint: starting from scratch" in proc.stderr
     assert [r[0] for r in returns(run_dir)] == ["0", "100"]  # step-0 eval ran; the stale row is gone
     assert rows(run_dir / "train.csv")[0]["critic_loss"] == ""  # random exploration steps ran first
+    assert [r["kind"] for r in rows(run_dir / "resumes.csv")] == ["restarted"]  # dmc100k's manifest reads it

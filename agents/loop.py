@@ -191,6 +191,7 @@ def setup(cfg: DictConfig, run_dir: Path) -> Session:
                        int(state["counters"]["env_step"]) if state is not None else 0)
     if state is not None:
         session.restore(state)
+        _relog_checkpoint_step(session)
         logger.message(f"resumed from the checkpoint at env step {counters['env_step']} (episode "
                        f"{counters['episode']}, {replay.num_transitions} transitions reloaded into the replay buffer)")
     elif cfg.resume:
@@ -201,6 +202,31 @@ def setup(cfg: DictConfig, run_dir: Path) -> Session:
         logger.message(f"encoder initialised from {loaded['path']} (frozen: {loaded['frozen']}, "
                        f"head loaded: {loaded['head_loaded']})")
     return session
+
+
+def _relog_checkpoint_step(s: Session) -> None:
+    """Write the TensorBoard scalars of the checkpoint's own step again.
+
+    ``Logger(resume_step=S)`` keeps CSV rows with step <= S but opens TensorBoard with
+    ``purge_step=S``, which hides every event with step >= S written before the restart, S included.
+    The CSV rows at S (and the rollout statistics, restored exactly) are the values that were logged
+    there, so they are re-emitted once. Drop this if the Logger moves to ``purge_step=S + 1``.
+    """
+    step = s.counters["env_step"]
+    for name in ("eval", "train"):
+        path = s.run_dir / f"{name}.csv"
+        rows = [r for r in csv.DictReader(path.open())] if path.exists() else []
+        for row in (r for r in rows if r.get("env_step") and int(float(r["env_step"])) == step):
+            if name == "eval":
+                s.logger.scalars({"eval/mean_reward": row["return_mean"], "eval/std_reward": row["return_std"]},
+                                 step)
+            else:
+                skip = ("env_step", "agent_step", "episode", "fps")
+                s.logger.scalars({f"train/{k}": v for k, v in row.items() if k not in skip and v != ""}, step)
+                s.logger.scalars({"time/fps": row["fps"]}, step)
+    if s.recent:
+        s.logger.scalars({"rollout/ep_rew_mean": float(np.mean(s.recent)), "time/episodes": s.counters["episode"]},
+                         step)
 
 
 def _record_resume(run_dir: Path, kind: str, env_step: int) -> None:

@@ -1,9 +1,11 @@
 """SAC with a shared pixel encoder (CURL / SAC-AE design) and pluggable auxiliary objectives.
 
-One update = critic step (critic loss + every aux loss, summed, so the encoder gets exactly one
-optimiser step from one gradient), then every ``actor_update_freq`` updates an actor and temperature
-step on detached conv features, and every ``target_update_freq`` updates the EMA targets (Q heads
-with ``critic_tau``, encoder with ``encoder_tau``).
+One update = sample a batch from the agent's replay, critic step (critic loss + every joint aux
+loss, summed, so the encoder gets one optimiser step from one gradient), then every
+``actor_update_freq`` updates an actor and temperature step on detached conv features, every
+``target_update_freq`` updates the EMA targets (Q heads with ``critic_tau``, encoder with
+``encoder_tau``), and last the aux objectives with their own encoder step (``separate_step``,
+official M-CURL). Aux objectives see only ``AuxInputs``, never the agent.
 """
 
 from __future__ import annotations

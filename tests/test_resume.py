@@ -71,9 +71,6 @@ def test_no_duplicate_or_missing_csv_rows_after_resume(runs):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="Logger passes purge_step=resume_step to SummaryWriter, which drops the "
-                   "events AT the checkpoint step that the CSVs keep; needs purge_step=resume_step + 1 in "
-                   "representations/core/logger.py (not owned by the RL branch)")
 def test_no_duplicate_or_missing_tensorboard_scalars_after_resume(runs):
     full, killed, _ = runs
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
@@ -83,8 +80,9 @@ def test_no_duplicate_or_missing_tensorboard_scalars_after_resume(runs):
         acc.Reload()
         steps = [e.step for e in acc.Scalars("eval/mean_reward")]
         assert steps == [0, 100, 200, 300, 400], (run.name, steps)
-    assert [e.value for e in EventAccumulator(str(killed / "tb")).Reload().Scalars("train/critic_loss")] == [
-        e.value for e in EventAccumulator(str(full / "tb")).Reload().Scalars("train/critic_loss")]
+    for tag in ("train/critic_loss", "rollout/ep_rew_mean", "eval/mean_reward", "train/aux/mcurl"):
+        got, want = (EventAccumulator(str(run / "tb")).Reload().Scalars(tag) for run in (killed, full))
+        assert [(e.step, e.value) for e in got] == [(e.step, e.value) for e in want], tag
 
 
 @pytest.mark.slow

@@ -88,7 +88,7 @@ def test_no_duplicate_or_missing_tensorboard_scalars_after_resume(runs):
 @pytest.mark.slow
 def test_replay_is_persisted_once_per_episode(runs):
     full, killed, _ = runs
-    assert [e for e, _ in ReplayStore(killed / "replay").episodes()] == list(range(8))  # 8 episodes of 50 steps
+    assert [e for e, _ in ReplayStore(killed / "replay").episodes()] == list(range(4))  # 4 episodes of 100 env steps
 
 
 def test_resume_without_a_checkpoint_starts_from_scratch(tmp_path):

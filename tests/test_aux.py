@@ -240,7 +240,7 @@ def test_curl_objective_hard_negative_weighting_against_hand_computation():
         pos = [float(a[i] @ w @ p[j]) for j in range(3)]
         s_hn = float(a[i] @ w @ hn[i, 0])
         expected += -pos[i] + np.log(np.exp(pos).sum() + np.exp(2.0 * s_hn))  # alpha inside the logit
-    assert float(loss) == pytest.approx(expected / 3, rel=1e-5)
+    assert float(loss.detach()) == pytest.approx(expected / 3, rel=1e-5)
 
 
 TOY = """

@@ -10,7 +10,7 @@ from omegaconf import OmegaConf
 from agents.errors import UserError, exit_on_user_error
 from agents.evaluation import run_episodes
 from agents.factory import build_agent, make_env_from_config
-from agents.loop import EVAL_SEED_OFFSET
+from agents.seeding import RunSeeds
 from representations.core import Checkpointer, CheckpointError, Runtime, load_checkpoint
 
 
@@ -31,7 +31,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="mcrl-eval", description=__doc__)
     parser.add_argument("path", type=Path, help="a run directory or a ckpt_*.pt file")
     parser.add_argument("--episodes", type=int, default=10)
-    parser.add_argument("--seed", type=int, default=None, help="first episode seed (default: the run's eval seed)")
+    parser.add_argument("--seed", type=int, default=None, help="reset seed of the first episode, then +1 per episode "
+                        "(default: the run's own eval start states)")
     parser.add_argument("--video", type=Path, default=None, help="write the first episode as a GIF here")
     parser.add_argument("--device", default="auto")
     args = parser.parse_args(argv)
@@ -44,13 +45,17 @@ def main(argv: list[str] | None = None) -> None:
         raise UserError(str(err)) from err
     cfg = OmegaConf.create(state["config"])
     runtime = Runtime(device=args.device, seed=int(cfg.seed))
-    env = make_env_from_config(cfg.env, bool(cfg.agent.pixels), int(cfg.seed) + EVAL_SEED_OFFSET)
+    run_seeds = RunSeeds(int(cfg.seed))
+    env = make_env_from_config(cfg.env, bool(cfg.agent.pixels), run_seeds.episode_seed("eval_env", 0))
     agent = build_agent(cfg.agent, cfg.env, env.observation_space, int(env.action_space.shape[0]), runtime,
                         cfg.get("aux_cfg"))
     agent.load_training_state(state["state"]["agent"], weights_only=True)
     agent.eval()
-    seed = args.seed if args.seed is not None else int(cfg.seed) + EVAL_SEED_OFFSET
-    returns = run_episodes(agent, env, args.episodes, seed, args.video)
+    if args.seed is not None:
+        seeds = [args.seed + i for i in range(args.episodes)]
+    else:  # the training run's own evaluation start states
+        seeds = [run_seeds.episode_seed("eval_env", i) for i in range(args.episodes)]
+    returns = run_episodes(agent, env, seeds, args.video)
     env.close()
     step = int(state["counters"].get("env_step", -1))
     print(f"{cfg.agent.name} on {cfg.env.name} (env step {step}, {ckpt_path.name}): "

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import gymnasium as gym
@@ -10,13 +11,13 @@ import numpy as np
 from agents.sac import SACAgent
 
 
-def run_episodes(agent: SACAgent, env: gym.Env, episodes: int, seed: int,
+def run_episodes(agent: SACAgent, env: gym.Env, seeds: Sequence[int],
                  video_path: Path | None = None) -> np.ndarray:
-    """Returns per-episode returns; optionally writes the first episode as an animated GIF."""
-    returns = np.zeros(episodes)
+    """Returns per-episode returns (one episode per reset seed); optionally writes the first as a GIF."""
+    returns = np.zeros(len(seeds))
     frames: list[np.ndarray] = []
-    for ep in range(episodes):
-        obs, _ = env.reset(seed=seed + ep)
+    for ep, seed in enumerate(seeds):
+        obs, _ = env.reset(seed=int(seed))
         done = False
         while not done:
             if video_path is not None and ep == 0:

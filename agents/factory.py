@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Mapping
 from dataclasses import fields
 from typing import Any
@@ -33,20 +34,45 @@ def sac_config(agent_cfg: Mapping[str, Any], image_size: int) -> SACConfig:
     return SACConfig(**kwargs, actor_lr=lr, critic_lr=lr, image_size=image_size)
 
 
-def build_aux(names: list[str], aux_cfg: Mapping[str, Any], feature_dim: int) -> list[torch.nn.Module]:
-    """Instantiate the named auxiliary objectives with their settings from ``aux_cfg.<name>``."""
-    from agents.aux import AUX_REGISTRY
+def aux_settings(name: str, aux_cfg: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``aux_cfg.<name>`` (composed from ``configs/aux/<name>.yaml``), or {} for class defaults."""
+    if aux_cfg and aux_cfg.get(name) is not None:
+        return dict(aux_cfg[name])
+    return {}
 
+
+def aux_class(name: str, settings: Mapping[str, Any]) -> type:
+    """The class named by ``_target_`` ("package.module.Class"), or a built-in objective."""
+    from agents.aux import BUILTIN
+
+    target = settings.get("_target_")
+    if not target:
+        if name not in BUILTIN:
+            raise UserError(f"unknown aux objective {name!r}: no configs/aux/{name}.yaml with a _target_; "
+                            f"built in: {', '.join(sorted(BUILTIN))}")
+        return BUILTIN[name]
+    module_name, _, cls_name = str(target).rpartition(".")
+    try:
+        return getattr(importlib.import_module(module_name), cls_name)
+    except (ImportError, AttributeError, ValueError) as err:
+        raise UserError(f"aux objective {name!r}: cannot import _target_ {target!r} ({err})") from err
+
+
+def build_aux(names: list[str], aux_cfg: Mapping[str, Any] | None, feature_dim: int, action_repeat: int = 1,
+              num_conv_layers: int = 4) -> list[torch.nn.Module]:
+    """Instantiate the named auxiliary objectives with their settings from ``aux_cfg.<name>``."""
     objectives = []
     for name in names:
-        if name not in AUX_REGISTRY:
-            raise UserError(f"unknown aux objective {name!r}; available: {', '.join(sorted(AUX_REGISTRY))}")
-        objectives.append(AUX_REGISTRY[name](dict((aux_cfg or {}).get(name, {}) or {}), feature_dim))
+        settings = aux_settings(name, aux_cfg)
+        cls = aux_class(name, settings)
+        objectives.append(cls(settings, feature_dim=feature_dim, action_repeat=action_repeat,
+                              num_conv_layers=num_conv_layers))
     return objectives
 
 
 def build_agent(agent_cfg: Mapping[str, Any], env_cfg: Mapping[str, Any], obs_space: gym.Space, action_dim: int,
-                runtime: Runtime, aux_cfg: Mapping[str, Any] | None = None) -> SACAgent:
+                runtime: Runtime, aux_cfg: Mapping[str, Any] | None = None, replay: Any = None,
+                batch_size: int = 512, generator: torch.Generator | None = None) -> SACAgent:
     pixels = bool(agent_cfg["pixels"])
     image_size = int(env_cfg["image_size"])
     if pixels and image_size > env_cfg["render_size"]:
@@ -57,9 +83,10 @@ def build_agent(agent_cfg: Mapping[str, Any], env_cfg: Mapping[str, Any], obs_sp
     names = list(agent_cfg.get("aux") or [])
     if names and not pixels:
         raise UserError(f"aux objectives {names} need pixel observations (agent.pixels=true)")
-    agent = SACAgent(obs_shape, action_dim, cfg, aux=build_aux(names, aux_cfg or {}, cfg.feature_dim),
-                     device=runtime.torch_device, pixels=pixels, generator=runtime.generator("agent"),
-                     autocast=runtime.autocast)
+    aux = build_aux(names, aux_cfg, cfg.feature_dim, int(env_cfg.get("action_repeat") or 1), cfg.num_conv_layers)
+    agent = SACAgent(obs_shape, action_dim, cfg, aux=aux, device=runtime.torch_device, pixels=pixels,
+                     generator=generator if generator is not None else runtime.generator("agent"),
+                     autocast=runtime.autocast, replay=replay, batch_size=batch_size)
     if runtime.compile and pixels:
         agent.compile_encoders()
     return agent

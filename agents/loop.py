@@ -1,12 +1,24 @@
-"""The RL training loop: act, step, store, update, log, evaluate, checkpoint (x-axis = env steps)."""
+"""The RL training loop: act, step, store, update, log, evaluate, checkpoint (x-axis = env steps).
+
+``setup`` builds everything a run needs (or restores it from the newest checkpoint); ``run_loop``
+executes it. Checkpoints are written at episode boundaries (the first episode end at or after each
+``checkpoint_every`` env steps) together with every RNG state and the logging accumulators, and
+finished episodes are persisted to ``replay/`` as they end, so a run killed at any moment and
+resumed produces the same numbers as an uninterrupted one (bit-identical on CPU).
+"""
 
 from __future__ import annotations
 
+import csv
+import shutil
 import signal
+import time
 from collections import deque
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
@@ -14,10 +26,13 @@ from omegaconf import DictConfig, OmegaConf
 from agents.errors import UserError
 from agents.evaluation import run_episodes
 from agents.factory import build_agent, build_replay, make_env_from_config
+from agents.replay_store import ReplayStore
+from agents.sac import SACAgent
+from agents.seeding import RunSeeds
 from representations.core import Checkpointer, Logger, Runtime
 
 EVAL_FIELDS = ["env_step", "return_mean", "return_std", "episodes", "wall_time_s"]
-EVAL_SEED_OFFSET = 10_000
+COUNTERS = ("env_step", "agent_step", "episode", "next_eval", "next_log", "next_ckpt", "random_until")
 
 
 def validate(cfg: DictConfig) -> None:
@@ -28,9 +43,15 @@ def validate(cfg: DictConfig) -> None:
             raise UserError(f"{key} must be > 0, got {cfg[key]}")
     if int(cfg.random_agent_steps) < 0:
         raise UserError(f"random_agent_steps must be >= 0, got {cfg.random_agent_steps}")
+    if int(cfg.seed) < 0:
+        raise UserError(f"seed must be >= 0, got {cfg.seed}")
     if cfg.agent.pixels and int(cfg.env.image_size) > int(cfg.env.render_size):
         raise UserError(f"crop size env.image_size={cfg.env.image_size} is larger than the render "
                         f"env.render_size={cfg.env.render_size}")
+    first_update_transitions = int(cfg.random_agent_steps)
+    if first_update_transitions > 0 and int(cfg.batch_size) > first_update_transitions:
+        raise UserError(f"batch_size {cfg.batch_size} is larger than the filled replay buffer at the first update "
+                        f"({first_update_transitions} transitions after random_agent_steps)")
 
 
 class _Averager:
@@ -50,15 +71,79 @@ class _Averager:
         self.sums, self.counts = {}, {}
         return out
 
+    def state(self) -> dict[str, Any]:
+        return {"sums": dict(self.sums), "counts": dict(self.counts)}
 
-def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
-    """Run one training job into ``run_dir``; returns the final eval row."""
+    def load(self, state: dict[str, Any]) -> None:
+        self.sums, self.counts = dict(state["sums"]), {k: int(v) for k, v in state["counts"].items()}
+
+
+@dataclass
+class Session:
+    """One run, set up: what the loop reads and mutates."""
+
+    cfg: DictConfig
+    run_dir: Path
+    runtime: Runtime
+    seeds: RunSeeds
+    env: gym.Env
+    eval_env: gym.Env
+    agent: SACAgent
+    replay: Any
+    store: ReplayStore
+    ckpt: Checkpointer
+    logger: Logger
+    explore_rng: np.random.Generator
+    config: dict[str, Any]
+    counters: dict[str, int]
+    resumed: bool
+    averager: _Averager = field(default_factory=_Averager)
+    recent: deque = field(default_factory=lambda: deque(maxlen=100))
+    saved_at: int = -1
+
+    # -- persistence -----------------------------------------------------------------------------
+    def save(self) -> None:
+        """A checkpoint of everything the rest of the run depends on (call at an episode boundary)."""
+        state = {"agent": self.agent.training_state(),
+                 "rng": {"torch": torch.get_rng_state(), "exploration": self.explore_rng.bit_generator.state,
+                         "replay": self.replay.rng_state()},
+                 "logging": {"averager": self.averager.state(), "recent": list(self.recent)}}
+        if torch.cuda.is_available():
+            state["rng"]["cuda"] = torch.cuda.get_rng_state_all()
+        self.ckpt.save(self.counters["env_step"], state, dict(self.counters), self.config)
+        self.saved_at = self.counters["env_step"]
+
+    def restore(self, state: dict[str, Any]) -> None:
+        s = state["state"]
+        self.agent.load_training_state(s["agent"])
+        self.counters.update({k: int(state["counters"][k]) for k in COUNTERS})
+        torch.set_rng_state(s["rng"]["torch"].cpu())
+        if "cuda" in s["rng"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all([t.cpu() for t in s["rng"]["cuda"]])
+        self.explore_rng.bit_generator.state = s["rng"]["exploration"]
+        self.averager.load(s["logging"]["averager"])
+        self.recent.extend(float(r) for r in s["logging"]["recent"])
+        episodes = self.counters["episode"]
+        self.store.prune_from(episodes)
+        self.store.restore(self.replay, episodes)
+        self.replay.set_rng_state(s["rng"]["replay"])
+
+
+def _fresh_counters(cfg: DictConfig) -> dict[str, int]:
+    return {"env_step": 0, "agent_step": 0, "episode": 0, "next_eval": int(cfg.eval_every),
+            "next_log": int(cfg.log_every), "next_ckpt": int(cfg.checkpoint_every),
+            "random_until": int(cfg.random_agent_steps)}
+
+
+def setup(cfg: DictConfig, run_dir: Path) -> Session:
+    """Validate, build envs / agent / replay, and restore the newest checkpoint when resuming."""
     validate(cfg)
+    seeds = RunSeeds(int(cfg.seed))
     runtime = Runtime(device=cfg.device, precision=cfg.precision, compile=cfg.compile, seed=int(cfg.seed),
                       num_threads=cfg.threads)
     pixels = bool(cfg.agent.pixels)
-    env = make_env_from_config(cfg.env, pixels, int(cfg.seed))
-    eval_env = make_env_from_config(cfg.env, pixels, int(cfg.seed) + EVAL_SEED_OFFSET)
+    env = make_env_from_config(cfg.env, pixels, seeds.episode_seed("train_env", 0))
+    eval_env = make_env_from_config(cfg.env, pixels, seeds.episode_seed("eval_env", 0))
     repeat = int(env.unwrapped.action_repeat)
     cfg.env.action_repeat = repeat  # resolved value goes into config.yaml and checkpoints
     if "mcurl" in (cfg.agent.aux or []):
@@ -66,132 +151,191 @@ def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
         episode_agent_steps = int(cfg.env.episode_length) // repeat
         if seq_len > episode_agent_steps:
             raise UserError(f"mcurl seq_len {seq_len} is longer than an episode ({episode_agent_steps} agent steps)")
-    first_update_transitions = int(cfg.random_agent_steps)
-    if first_update_transitions > 0 and int(cfg.batch_size) > first_update_transitions:
-        raise UserError(f"batch_size {cfg.batch_size} is larger than the filled replay buffer at the first update "
-                        f"({first_update_transitions} transitions after random_agent_steps)")
-    if not cfg.resume and ((run_dir / "eval.csv").exists() or Checkpointer(run_dir / "checkpoints").latest()):
+    ckpt = Checkpointer(run_dir / "checkpoints", keep=int(cfg.keep_checkpoints))
+    store = ReplayStore(run_dir / "replay")
+    if not cfg.resume and ((run_dir / "eval.csv").exists() or ckpt.latest()):
         raise UserError(f"{run_dir} already holds a run; pass resume=true to continue it or choose another "
                         "hydra.run.dir (nothing was overwritten)")
+    state = ckpt.load_latest(runtime.torch_device) if cfg.resume else None
+    had_run = (run_dir / "eval.csv").exists()
     run_dir.mkdir(parents=True, exist_ok=True)
+    if state is None:
+        store.clear()  # a fresh start owns the folder: stale episodes of a run without checkpoint go
+        if (run_dir / "tb").is_dir():
+            shutil.rmtree(run_dir / "tb")
     OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
     config = OmegaConf.to_container(cfg, resolve=True)
 
     action_dim = int(env.action_space.shape[0])
-    agent = build_agent(cfg.agent, cfg.env, env.observation_space, action_dim, runtime, cfg.aux_cfg)
     replay = build_replay(env.observation_space, action_dim, int(cfg.env.frame_stack), int(cfg.replay_capacity),
-                          pixels, runtime, str(cfg.replay_device), runtime.component_seed("replay") % 2**32)
-    agent.replay = replay
+                          pixels, runtime, str(cfg.replay_device), seeds.numpy_rng("replay"))
+    agent = build_agent(cfg.agent, cfg.env, env.observation_space, action_dim, runtime, cfg.aux_cfg, replay=replay,
+                        batch_size=int(cfg.batch_size),
+                        generator=seeds.torch_generator("agent", runtime.torch_device))
+    loaded = None
     if cfg.encoder_init:
         from agents.transfer import apply_encoder_init
 
         loaded = apply_encoder_init(agent, str(cfg.encoder_init), bool(cfg.freeze_encoder))
     elif cfg.freeze_encoder:
         raise UserError("freeze_encoder=true needs encoder_init=PATH (a pretrained encoder to keep fixed)")
-    else:
-        loaded = None
-    ckpt = Checkpointer(run_dir / "checkpoints", keep=int(cfg.keep_checkpoints))
 
-    env_step = agent_step = episode = 0
-    if cfg.resume and (state := ckpt.load_latest(runtime.torch_device)) is not None:
-        agent.load_training_state(state["state"]["agent"])
-        env_step, agent_step, episode = (int(state["counters"][k]) for k in ("env_step", "agent_step", "episode"))
-    resumed_at = env_step if cfg.resume else None
+    counters = _fresh_counters(cfg)
+    resume_step = int(state["counters"]["env_step"]) if state is not None else (-1 if cfg.resume else None)
     logger = Logger(run_dir, total=int(cfg.steps), unit="env_step", csv_fields={"eval": EVAL_FIELDS},
-                    progress=bool(cfg.progress), resume_step=resumed_at, initial=env_step)
-    if resumed_at:
-        logger.message(f"resumed from env step {env_step} (replay buffer starts empty)")
+                    progress=bool(cfg.progress), resume_step=resume_step, initial=max(resume_step or 0, 0))
+    session = Session(cfg, run_dir, runtime, seeds, env, eval_env, agent, replay, store, ckpt, logger,
+                      seeds.numpy_rng("exploration"), config, counters, resumed=state is not None)
+    if state is not None or (cfg.resume and had_run):
+        _record_resume(run_dir, "resumed" if state is not None else "restarted",
+                       int(state["counters"]["env_step"]) if state is not None else 0)
+    if state is not None:
+        session.restore(state)
+        _relog_checkpoint_step(session)
+        logger.message(f"resumed from the checkpoint at env step {counters['env_step']} (episode "
+                       f"{counters['episode']}, {replay.num_transitions} transitions reloaded into the replay buffer)")
+    elif cfg.resume:
+        logger.message(f"resume=true but {run_dir / 'checkpoints'} holds no checkpoint: starting from scratch "
+                       "(earlier log rows were discarded)")
     logger.message(f"run dir: {run_dir} | {runtime.describe()} | action repeat {repeat}")
     if loaded:
         logger.message(f"encoder initialised from {loaded['path']} (frozen: {loaded['frozen']}, "
                        f"head loaded: {loaded['head_loaded']})")
+    return session
 
-    def save() -> None:
-        ckpt.save(env_step, {"agent": agent.training_state()},
-                  {"env_step": env_step, "agent_step": agent_step, "episode": episode}, config)
 
-    def evaluate() -> dict[str, float]:
-        video = run_dir / "videos" / f"eval_{env_step:09d}.gif" if cfg.save_video else None
-        returns = run_episodes(agent, eval_env, int(cfg.eval_episodes), int(cfg.seed) + EVAL_SEED_OFFSET, video)
-        row = {"env_step": env_step, "return_mean": float(returns.mean()), "return_std": float(returns.std()),
-               "episodes": len(returns), "wall_time_s": round(logger.elapsed(), 2)}
-        logger.row("eval", row)
-        logger.scalars({"eval/mean_reward": row["return_mean"], "eval/std_reward": row["return_std"]}, env_step)
-        logger.progress(env_step, eval=row["return_mean"])
-        return row
+def _relog_checkpoint_step(s: Session) -> None:
+    """Write the TensorBoard scalars of the checkpoint's own step again.
 
-    rng = runtime.numpy_rng("exploration")
-    env.action_space.seed(int(rng.integers(2**31)))
-    averager, recent = _Averager(), deque(maxlen=100)
-    next_eval = (env_step // int(cfg.eval_every) + 1) * int(cfg.eval_every)
-    next_log = env_step + int(cfg.log_every)
-    next_ckpt = env_step + int(cfg.checkpoint_every)
-    random_until = agent_step + int(cfg.random_agent_steps) if resumed_at is None else agent_step + max(
-        int(cfg.batch_size), 1)
-    last_eval: dict[str, float] = {}
+    ``Logger(resume_step=S)`` keeps CSV rows with step <= S but opens TensorBoard with
+    ``purge_step=S``, which hides every event with step >= S written before the restart, S included.
+    The CSV rows at S (and the rollout statistics, restored exactly) are the values that were logged
+    there, so they are re-emitted once. Drop this if the Logger moves to ``purge_step=S + 1``.
+    """
+    step = s.counters["env_step"]
+    for name in ("eval", "train"):
+        path = s.run_dir / f"{name}.csv"
+        rows = [r for r in csv.DictReader(path.open())] if path.exists() else []
+        for row in (r for r in rows if r.get("env_step") and int(float(r["env_step"])) == step):
+            if name == "eval":
+                s.logger.scalars({"eval/mean_reward": row["return_mean"], "eval/std_reward": row["return_std"]},
+                                 step)
+            else:
+                skip = ("env_step", "agent_step", "episode", "fps")
+                s.logger.scalars({f"train/{k}": v for k, v in row.items() if k not in skip and v != ""}, step)
+                s.logger.scalars({"time/fps": row["fps"]}, step)
+    if s.recent:
+        s.logger.scalars({"rollout/ep_rew_mean": float(np.mean(s.recent)), "time/episodes": s.counters["episode"]},
+                         step)
+
+
+def _record_resume(run_dir: Path, kind: str, env_step: int) -> None:
+    """Append to resumes.csv, so sweeps (benchmarks/dmc100k.py) can say which runs were resumed."""
+    path = run_dir / "resumes.csv"
+    new = not path.exists()
+    with path.open("a", newline="") as f:
+        writer = csv.writer(f)
+        if new:
+            writer.writerow(["kind", "env_step", "unix_time"])
+        writer.writerow([kind, env_step, round(time.time(), 1)])
+
+
+def evaluate(s: Session) -> dict[str, float]:
+    """Deterministic-policy episodes on the eval env, same start states at every evaluation."""
+    step = s.counters["env_step"]
+    video = s.run_dir / "videos" / f"eval_{step:09d}.gif" if s.cfg.save_video else None
+    seeds = [s.seeds.episode_seed("eval_env", i) for i in range(int(s.cfg.eval_episodes))]
+    returns = run_episodes(s.agent, s.eval_env, seeds, video)
+    row = {"env_step": step, "return_mean": float(returns.mean()), "return_std": float(returns.std()),
+           "episodes": len(returns), "wall_time_s": round(s.logger.elapsed(), 2)}
+    s.logger.row("eval", row)
+    s.logger.scalars({"eval/mean_reward": row["return_mean"], "eval/std_reward": row["return_std"]}, step)
+    s.logger.progress(step, eval=row["return_mean"])
+    return row
+
+
+def _random_action(s: Session) -> np.ndarray:
+    space = s.env.action_space
+    return s.explore_rng.uniform(space.low, space.high).astype(space.dtype)
+
+
+def run_loop(s: Session) -> dict[str, Any]:
+    """Run ``s`` to ``cfg.steps`` env steps; returns the final eval row."""
+    cfg, c, agent, replay, logger = s.cfg, s.counters, s.agent, s.replay, s.logger
+    repeat = int(cfg.env.action_repeat)
+    last_eval: dict[str, Any] = {}
     interrupted = False
 
-    def on_sigterm(signum: int, frame: Any) -> None:  # SLURM pre-emption: leave a checkpoint
+    def on_sigterm(signum: int, frame: Any) -> None:  # SLURM pre-emption
         raise KeyboardInterrupt
 
     previous_handler = signal.signal(signal.SIGTERM, on_sigterm)
-    obs, _ = env.reset(seed=int(cfg.seed) + episode)
+    obs, _ = s.env.reset(seed=s.seeds.episode_seed("train_env", c["episode"]))
     replay.start_episode(obs)
-    ep_return, step_timer, step_mark = 0.0, logger.elapsed(), env_step
+    ep_return, step_timer, step_mark = 0.0, logger.elapsed(), c["env_step"]
     try:
-        if resumed_at is None:
-            last_eval = evaluate()  # the untrained policy: every curve starts at env step 0
-        while env_step < int(cfg.steps):
-            if agent_step < random_until and resumed_at is None:
-                action = env.action_space.sample()
-            else:
-                action = agent.act(obs)
-            if agent_step >= random_until:
+        if not s.resumed:
+            last_eval = evaluate(s)  # the untrained policy: every curve starts at env step 0
+        while c["env_step"] < int(cfg.steps):
+            action = _random_action(s) if c["agent_step"] < c["random_until"] else agent.act(obs)
+            if c["agent_step"] >= c["random_until"]:
                 for _ in range(int(cfg.updates_per_step)):
-                    averager.add(agent.update(replay.sample(int(cfg.batch_size))))
-            obs, reward, terminated, truncated, _ = env.step(action)
+                    s.averager.add(agent.update())
+            obs, reward, terminated, truncated, _ = s.env.step(action)
             replay.add(action, float(reward), bool(terminated), obs)
-            env_step += repeat
-            agent_step += 1
+            c["env_step"] += repeat
+            c["agent_step"] += 1
             ep_return += float(reward)
-            if terminated or truncated:
-                recent.append(ep_return)
-                episode += 1
-                logger.scalars({"rollout/ep_rew_mean": float(np.mean(recent)), "time/episodes": episode}, env_step)
-                obs, _ = env.reset(seed=int(cfg.seed) + episode)
-                replay.start_episode(obs)
-                ep_return = 0.0
-            if env_step >= next_eval:  # evaluate before checkpointing at the same step
-                last_eval = evaluate()
-                next_eval += int(cfg.eval_every)
-            if env_step >= next_log:
+            done = terminated or truncated
+            if done:
+                s.store.write(c["episode"], replay.episode_arrays())
+                c["episode"] += 1
+                s.recent.append(ep_return)
+                logger.scalars({"rollout/ep_rew_mean": float(np.mean(s.recent)), "time/episodes": c["episode"]},
+                               c["env_step"])
+            if c["env_step"] >= c["next_eval"]:  # evaluate before checkpointing at the same step
+                last_eval = evaluate(s)
+                c["next_eval"] += int(cfg.eval_every)
+            if c["env_step"] >= c["next_log"]:
                 now = logger.elapsed()
-                fps = (env_step - step_mark) / max(now - step_timer, 1e-9)
-                step_timer, step_mark = now, env_step
-                row = {"env_step": env_step, "agent_step": agent_step, "episode": episode, "fps": round(fps, 1)}
-                row.update(averager.pop())
+                fps = (c["env_step"] - step_mark) / max(now - step_timer, 1e-9)
+                step_timer, step_mark = now, c["env_step"]
+                row = {"env_step": c["env_step"], "agent_step": c["agent_step"], "episode": c["episode"],
+                       "fps": round(fps, 1), **s.averager.pop()}
                 logger.row("train", row)
                 logger.scalars({f"train/{k}": v for k, v in row.items()
-                                if k not in ("env_step", "agent_step", "episode", "fps")}, env_step)
-                logger.scalars({"time/fps": fps}, env_step)
-                next_log += int(cfg.log_every)
-            if env_step >= next_ckpt:
-                save()
-                next_ckpt += int(cfg.checkpoint_every)
-            logger.progress(env_step)
-        if last_eval.get("env_step") != env_step:
-            last_eval = evaluate()
-        save()
+                                if k not in ("env_step", "agent_step", "episode", "fps")}, c["env_step"])
+                logger.scalars({"time/fps": fps}, c["env_step"])
+                c["next_log"] += int(cfg.log_every)
+            if done:
+                if c["env_step"] >= c["next_ckpt"]:  # at an episode boundary: nothing in flight
+                    while c["next_ckpt"] <= c["env_step"]:
+                        c["next_ckpt"] += int(cfg.checkpoint_every)
+                    s.save()
+                obs, _ = s.env.reset(seed=s.seeds.episode_seed("train_env", c["episode"]))
+                replay.start_episode(obs)
+                ep_return = 0.0
+            logger.progress(c["env_step"])
+        if last_eval.get("env_step") != c["env_step"]:
+            last_eval = evaluate(s)
+        if s.saved_at != c["env_step"]:
+            s.save()  # the final state (mid-episode when steps is not a multiple of the episode length)
     except KeyboardInterrupt:
         interrupted = True
-        save()
-        logger.message(f"interrupted at env step {env_step}: checkpoint saved; resume with resume=true "
-                       f"hydra.run.dir={run_dir}")
+        latest = s.ckpt.latest()
+        where = f"the checkpoint {latest.name}" if latest else "the start (no checkpoint yet)"
+        logger.message(f"interrupted at env step {c['env_step']}: resume=true hydra.run.dir={s.run_dir} continues "
+                       f"from {where}; checkpoints are taken at episode ends so the resumed run is exact")
     finally:
         signal.signal(signal.SIGTERM, previous_handler)
         logger.close()
-        env.close()
-        eval_env.close()
+        s.env.close()
+        s.eval_env.close()
     if interrupted:
         raise SystemExit(130)
     return last_eval
+
+
+def train(cfg: DictConfig, run_dir: Path) -> dict[str, Any]:
+    """Run one training job into ``run_dir``; returns the final eval row."""
+    return run_loop(setup(cfg, run_dir))

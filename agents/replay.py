@@ -47,6 +47,7 @@ class PixelReplay:
         self.size = 0
         self._rng = np.random.default_rng(seed)
         self._in_episode = False
+        self._episode_slots = 0  # slots written by the current episode (reset frame included)
 
     # -- writing ---------------------------------------------------------------------------------
     def _newest_frame(self, obs: np.ndarray) -> torch.Tensor:
@@ -64,6 +65,7 @@ class PixelReplay:
         self.frames[slot] = self._newest_frame(obs)
         self.ep_pos[slot] = 0
         self._in_episode = True
+        self._episode_slots = 1
 
     def add(self, action: np.ndarray, reward: float, terminated: bool, next_obs: np.ndarray) -> None:
         """Store one step: its action, reward, termination flag and the newly rendered frame."""
@@ -76,6 +78,31 @@ class PixelReplay:
         self.rewards[slot] = float(reward)
         self.not_done[slot] = 0.0 if terminated else 1.0
         self.ep_pos[slot] = self.ep_pos[prev] + 1
+        self._episode_slots += 1
+
+    def episode_arrays(self) -> dict[str, np.ndarray]:
+        """The current episode as compact arrays (frames once, (T+1, C, H, W)) for ReplayStore."""
+        if not self._in_episode or self._episode_slots > self.capacity:
+            raise ValueError(f"the current episode ({self._episode_slots} frames) does not fit the replay "
+                             f"capacity {self.capacity}; raise replay_capacity")
+        slots = (self.ptr - self._episode_slots + np.arange(self._episode_slots)) % self.capacity
+        steps = torch.as_tensor(slots[1:], device=self.frames.device)
+        return {"frames": self.frames[torch.as_tensor(slots, device=self.frames.device)].cpu().numpy(),
+                "actions": self.actions[steps].cpu().numpy(), "rewards": self.rewards[steps].cpu().numpy(),
+                "terminated": (self.not_done[steps] == 0).cpu().numpy()}
+
+    def add_episode(self, arrays: dict[str, np.ndarray]) -> None:
+        """Write a stored episode back exactly as it was first added (resume)."""
+        self.start_episode(arrays["frames"][0])
+        for t in range(len(arrays["actions"])):
+            self.add(arrays["actions"][t], float(arrays["rewards"][t]), bool(arrays["terminated"][t]),
+                     arrays["frames"][t + 1])
+
+    def rng_state(self) -> dict:
+        return self._rng.bit_generator.state
+
+    def set_rng_state(self, state: dict) -> None:
+        self._rng.bit_generator.state = state
 
     # -- reading ---------------------------------------------------------------------------------
     def _age(self, slots: np.ndarray) -> np.ndarray:
@@ -146,6 +173,13 @@ class PixelReplay:
         """Uniform over stored transitions; stacks never mix two episodes."""
         return self._gather(self._sample_ends(batch_size, 1))
 
+    def sample_observations(self, n: int) -> torch.Tensor:
+        """``n`` stacked observations drawn uniformly from the whole buffer (M-CURL's random replacements)."""
+        ends = self._sample_ends(n, 1)
+        idx = self._stacks(ends)[:, :-1].to(self.frames.device)
+        frames = self.frames[idx.flatten()].view(n, self.k, *self.frames.shape[1:]).to(self.device)
+        return frames.reshape(n, self.k * self.channels, *self.frames.shape[2:])
+
     def sample_sequences(self, num_sequences: int, length: int) -> Batch:
         """``num_sequences`` runs of ``length`` consecutive transitions, each inside one episode.
 
@@ -174,6 +208,7 @@ class StateReplay:
         self.size = 0
         self._rng = np.random.default_rng(seed)
         self._last_obs: np.ndarray | None = None
+        self._episode: list[int] = []
 
     @property
     def num_transitions(self) -> int:
@@ -181,6 +216,8 @@ class StateReplay:
 
     def start_episode(self, obs: np.ndarray) -> None:
         self._last_obs = np.asarray(obs, dtype=np.float32)
+        self._first_obs = self._last_obs
+        self._episode = []
 
     def add(self, action: np.ndarray, reward: float, terminated: bool, next_obs: np.ndarray) -> None:
         if self._last_obs is None:
@@ -192,8 +229,23 @@ class StateReplay:
         self.not_done[i] = 0.0 if terminated else 1.0
         self.next_obs[i] = next_obs
         self._last_obs = np.asarray(next_obs, dtype=np.float32)
+        self._episode.append(i)
         self.ptr = (self.ptr + 1) % self.capacity
         self.size = min(self.size + 1, self.capacity)
+
+    def episode_arrays(self) -> dict[str, np.ndarray]:
+        """The current episode (observations once, (T+1, D)) for ReplayStore."""
+        if len(self._episode) > self.capacity:
+            raise ValueError(f"the current episode ({len(self._episode)} steps) does not fit the replay "
+                             f"capacity {self.capacity}; raise replay_capacity")
+        idx = np.asarray(self._episode, dtype=np.int64)
+        frames = np.concatenate([self._first_obs[None], self.next_obs[idx]])
+        return {"frames": frames, "actions": self.actions[idx], "rewards": self.rewards[idx, 0],
+                "terminated": self.not_done[idx, 0] == 0}
+
+    add_episode = PixelReplay.add_episode
+    rng_state = PixelReplay.rng_state
+    set_rng_state = PixelReplay.set_rng_state
 
     def sample(self, batch_size: int) -> Batch:
         if batch_size > self.size:

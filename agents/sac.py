@@ -1,9 +1,11 @@
 """SAC with a shared pixel encoder (CURL / SAC-AE design) and pluggable auxiliary objectives.
 
-One update = critic step (critic loss + every aux loss, summed, so the encoder gets exactly one
-optimiser step from one gradient), then every ``actor_update_freq`` updates an actor and temperature
-step on detached conv features, and every ``target_update_freq`` updates the EMA targets (Q heads
-with ``critic_tau``, encoder with ``encoder_tau``).
+One update = sample a batch from the agent's replay, critic step (critic loss + every joint aux
+loss, summed, so the encoder gets one optimiser step from one gradient), then every
+``actor_update_freq`` updates an actor and temperature step on detached conv features, every
+``target_update_freq`` updates the EMA targets (Q heads with ``critic_tau``, encoder with
+``encoder_tau``), and last the aux objectives with their own encoder step (``separate_step``,
+official M-CURL). Aux objectives see only ``AuxInputs``, never the agent.
 """
 
 from __future__ import annotations
@@ -54,35 +56,71 @@ class SACConfig:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass
-class UpdateContext:
-    """What an auxiliary objective may use during one agent update."""
+class EncoderView:
+    """An encoder as an aux objective sees it: calls run under the agent's autocast (bf16 convs on
+    CUDA) and hand back fp32, so every loss downstream is computed in fp32."""
 
-    batch: Batch  # uncropped sample (pixels at render size)
-    obs: torch.Tensor  # the critic's cropped observations
-    features: torch.Tensor  # encoder(obs) with gradient (anchor features)
-    conv_map: torch.Tensor  # last conv map of obs, with gradient
-    agent: SACAgent
-    step: int
+    def __init__(self, module: ConvEncoder, autocast: Callable[[], AbstractContextManager[None]]) -> None:
+        self.module = module
+        self._autocast = autocast
+
+    def conv_features(self, obs: torch.Tensor) -> torch.Tensor:
+        with self._autocast():
+            return self.module.conv_features(obs).float()
+
+    def head(self, conv_map: torch.Tensor) -> torch.Tensor:
+        with self._autocast():
+            return self.module.head(conv_map).float()
+
+    def __call__(self, obs: torch.Tensor) -> torch.Tensor:
+        return self.head(self.conv_features(obs))
+
+
+@dataclass
+class AuxInputs:
+    """Everything an auxiliary objective may use in one update; it never sees the agent itself.
+
+    ``anchor`` is the online encoder's features of ``obs`` with gradient (the critic's own pass) for
+    objectives trained jointly with the critic; objectives with their own encoder step
+    (``separate_step``) run after the SAC update and get ``anchor=None``.
+    """
+
+    batch: Batch  # uncropped SAC batch (pixels at render size)
+    obs: torch.Tensor  # the critic's random crops of batch.obs
+    anchor: torch.Tensor | None
+    online: EncoderView  # the critic's encoder (trained)
+    target: EncoderView  # its EMA copy (no gradient)
+    crop: Callable[[torch.Tensor], torch.Tensor]  # a fresh independent random crop per image
+    sequences: Callable[[int, int], Batch] | None  # (num, length) -> runs inside one episode, (N, L, ...)
+    random_observations: Callable[[int], torch.Tensor] | None  # n stacked observations, uniform over replay
+    generator: torch.Generator | None
 
 
 class AuxObjective(Protocol):
-    """An auxiliary loss trained jointly with the critic; owns its extra parameters and optimiser."""
+    """An auxiliary loss; owns its extra parameters and optimiser (see agents/aux.py)."""
 
     name: str
+    separate_step: bool  # True: own optimiser step on the encoder after the SAC update (official M-CURL)
 
-    def compute(self, ctx: UpdateContext) -> tuple[torch.Tensor, dict[str, torch.Tensor]]: ...
+    def compute(self, inputs: AuxInputs) -> tuple[torch.Tensor, dict[str, torch.Tensor]]: ...
 
-    def make_optimizer(self) -> torch.optim.Optimizer | None: ...
+    def make_optimizer(self, encoder_params: list[nn.Parameter]) -> torch.optim.Optimizer | None: ...
 
-    def after_step(self, step: int) -> None: ...
+    def after_step(self) -> None: ...
 
 
 class SACAgent(nn.Module):
+    """Pixel (or state) SAC that samples its own batches from the replay buffer it is given.
+
+    Numerics: only the encoders run under ``autocast`` (bf16 convs/linears on CUDA); the Q heads, the
+    targets, TD errors, the policy head and every loss are fp32.
+    """
+
     def __init__(self, obs_shape: Sequence[int], action_dim: int, config: SACConfig | None = None,
                  aux: Sequence[nn.Module] = (), device: str | torch.device = "cpu", pixels: bool = True,
                  generator: torch.Generator | None = None,
-                 autocast: Callable[[], AbstractContextManager[None]] = contextlib.nullcontext) -> None:
+                 autocast: Callable[[], AbstractContextManager[None]] = contextlib.nullcontext,
+                 replay: Any = None, batch_size: int = 512) -> None:
         super().__init__()
         self.autocast = autocast
         self.cfg = cfg = config or SACConfig()
@@ -90,6 +128,8 @@ class SACAgent(nn.Module):
         self.device_ = torch.device(device)
         self.action_dim = action_dim
         self.generator = generator
+        self.replay = replay
+        self.batch_size = int(batch_size)
         if pixels:
             enc_kwargs = dict(in_channels=obs_shape[0], image_size=cfg.image_size, num_layers=cfg.num_conv_layers,
                               num_filters=cfg.num_filters, feature_dim=cfg.feature_dim)
@@ -108,6 +148,8 @@ class SACAgent(nn.Module):
         self.log_alpha = nn.Parameter(torch.tensor(math.log(cfg.init_temperature)))
         self.target_entropy = -float(action_dim)
         self.aux = nn.ModuleList(aux)
+        if len(self.aux) and not pixels:
+            raise ValueError("auxiliary objectives need a pixel agent")
         self.to(self.device_)
 
         shared = {id(p) for p in self.critic.parameters()}
@@ -115,13 +157,33 @@ class SACAgent(nn.Module):
         self.actor_opt = torch.optim.Adam(actor_params, lr=cfg.actor_lr, betas=(cfg.actor_beta, 0.999))
         self.critic_opt = torch.optim.Adam(self.critic.parameters(), lr=cfg.critic_lr, betas=(cfg.critic_beta, 0.999))
         self.alpha_opt = torch.optim.Adam([self.log_alpha], lr=cfg.alpha_lr, betas=(cfg.alpha_beta, 0.999))
-        self.aux_opts = [a.make_optimizer() for a in self.aux]
+        encoder_params = list(self.critic.encoder.parameters()) if pixels else []
+        self.aux_opts = [a.make_optimizer(encoder_params) for a in self.aux]
         self.update_step = 0
-        self.replay: Any = None  # set by the training loop; sequence-based aux objectives sample from it
 
     @property
     def alpha(self) -> torch.Tensor:
         return self.log_alpha.exp()
+
+    def _conv(self, encoder: ConvEncoder, obs: torch.Tensor) -> torch.Tensor:
+        with self.autocast():
+            return encoder.conv_features(obs).float()
+
+    def _features(self, encoder: ConvEncoder | None, obs: torch.Tensor, conv_map: torch.Tensor | None = None
+                  ) -> torch.Tensor:
+        if encoder is None:
+            return obs.float()
+        conv_map = self._conv(encoder, obs) if conv_map is None else conv_map
+        with self.autocast():
+            return encoder.head(conv_map).float()
+
+    def _actor_features(self, obs: torch.Tensor, conv_map: torch.Tensor | None = None) -> torch.Tensor:
+        """Actor head on (detached) conv features: the actor loss never reaches the conv layers."""
+        if self.actor.encoder is None:
+            return obs.float()
+        conv_map = (self._conv(self.actor.encoder, obs) if conv_map is None else conv_map).detach()
+        with self.autocast():
+            return self.actor.encoder.head(conv_map).float()
 
     # -- acting ----------------------------------------------------------------------------------
     def _prepare(self, obs: np.ndarray) -> torch.Tensor:
@@ -133,7 +195,7 @@ class SACAgent(nn.Module):
     @torch.no_grad()
     def act(self, obs: np.ndarray, deterministic: bool = False) -> np.ndarray:
         """One action in [-1, 1] for one (uncropped) observation; centre crop for pixels."""
-        action, _, mean = self.actor.sample(self.actor.features(self._prepare(obs)), self.generator)
+        action, _, mean = self.actor.sample(self._actor_features(self._prepare(obs)), self.generator)
         return (mean if deterministic else action)[0].float().cpu().numpy()
 
     # -- learning --------------------------------------------------------------------------------
@@ -147,66 +209,73 @@ class SACAgent(nn.Module):
         return random_crop(obs, self.cfg.image_size, self.generator) if self.pixels else obs.float()
 
     def critic_loss(self, obs: torch.Tensor, batch: Batch, next_obs: torch.Tensor
-                    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        """(loss, features of obs with grad, conv map of obs with grad)."""
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(fp32 loss, features of obs with grad)."""
         with torch.no_grad():
-            next_action, next_logp, _ = self.actor.sample(self.actor.features(next_obs), self.generator)
-            tq1, tq2 = self.critic_target(next_obs, next_action)
+            next_action, next_logp, _ = self.actor.sample(self._actor_features(next_obs), self.generator)
+            tq1, tq2 = self.critic_target.q_values(self._features(self.critic_target.encoder, next_obs), next_action)
             target_v = torch.min(tq1, tq2) - self.alpha.detach() * next_logp
-            target_q = batch.reward + batch.not_done * self.cfg.discount * target_v
-        if self.pixels:
-            conv_map = self.critic.encoder.conv_features(obs)
-            feats = self.critic.encoder.head(conv_map)
-        else:
-            conv_map, feats = None, obs
-        q1, q2 = self.critic.q_values(feats, batch.action)
-        loss = F.mse_loss(q1.float(), target_q.float()) + F.mse_loss(q2.float(), target_q.float())
-        return loss, feats, conv_map
+            target_q = batch.reward.float() + batch.not_done.float() * self.cfg.discount * target_v
+        feats = self._features(self.critic.encoder, obs)
+        q1, q2 = self.critic.q_values(feats, batch.action.float())
+        loss = F.mse_loss(q1, target_q) + F.mse_loss(q2, target_q)
+        return loss, feats
 
     def actor_and_alpha_loss(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
         with torch.no_grad():  # one conv pass (post critic step) serves the critic and the actor head
-            conv_map = self.critic.encoder.conv_features(obs) if self.pixels else None
-            critic_feats = self.critic.encoder.head(conv_map) if self.pixels else obs
-        action, logp, _ = self.actor.sample(self.actor.features(obs, conv_map), self.generator)
+            conv_map = self._conv(self.critic.encoder, obs) if self.pixels else None
+            critic_feats = self._features(self.critic.encoder, obs, conv_map)
+        action, logp, _ = self.actor.sample(self._actor_features(obs, conv_map), self.generator)
         q1, q2 = self.critic.q_values(critic_feats, action)
         actor_loss = (self.alpha.detach() * logp - torch.min(q1, q2)).mean()
         alpha_loss = (self.alpha * (-logp - self.target_entropy).detach()).mean()
         return actor_loss, alpha_loss, {"entropy": -logp.detach().mean()}
 
-    def update(self, batch: Batch) -> dict[str, torch.Tensor]:
-        """One full agent update on an uncropped batch.
+    def aux_inputs(self, batch: Batch, obs: torch.Tensor, anchor: torch.Tensor | None) -> AuxInputs:
+        replay = self.replay
+        return AuxInputs(
+            batch=batch, obs=obs, anchor=anchor,
+            online=EncoderView(self.critic.encoder, self.autocast),
+            target=EncoderView(self.critic_target.encoder, self.autocast),
+            crop=self.crop,
+            sequences=getattr(replay, "sample_sequences", None),
+            random_observations=getattr(replay, "sample_observations", None),
+            generator=self.generator)
+
+    def update(self, batch: Batch | None = None) -> dict[str, torch.Tensor]:
+        """One full agent update on a batch sampled from the agent's replay (or the one given).
 
         Metrics come back as detached tensors (no device sync here); the caller averages them.
         """
+        if batch is None:
+            if self.replay is None:
+                raise RuntimeError("this agent was built without a replay buffer; pass one at construction")
+            batch = self.replay.sample(self.batch_size)
         self.update_step += 1
         obs, next_obs = self.crop(batch.obs), self.crop(batch.next_obs)
         metrics: dict[str, torch.Tensor] = {}
 
-        with self.autocast():  # bf16 forward passes on CUDA (Runtime's policy); backward outside
-            critic_loss, feats, conv_map = self.critic_loss(obs, batch, next_obs)
-            total = critic_loss
-            metrics["critic_loss"] = critic_loss.detach()
-            if len(self.aux):
-                ctx = UpdateContext(batch, obs, feats, conv_map, self, self.update_step)
-                for aux in self.aux:
-                    loss, aux_metrics = aux.compute(ctx)
-                    total = total + loss.float()
-                    metrics[f"aux/{aux.name}"] = loss.detach()
-                    metrics.update({f"aux/{aux.name}_{k}": v for k, v in aux_metrics.items()})
+        critic_loss, feats = self.critic_loss(obs, batch, next_obs)
+        total = critic_loss
+        metrics["critic_loss"] = critic_loss.detach()
+        joint = [(a, o) for a, o in zip(self.aux, self.aux_opts) if not a.separate_step]
+        if joint:
+            inputs = self.aux_inputs(batch, obs, feats)
+            for aux, _ in joint:
+                total = total + self._aux_loss(aux, inputs, metrics)
         self.critic_opt.zero_grad(set_to_none=True)
-        for opt in self.aux_opts:
+        for _, opt in joint:
             if opt is not None:
                 opt.zero_grad(set_to_none=True)
         total.backward()
         self.critic_opt.step()
-        for aux, opt in zip(self.aux, self.aux_opts):
+        for aux, opt in joint:
             if opt is not None:
                 opt.step()
-            aux.after_step(self.update_step)
+            aux.after_step()
 
         if self.update_step % self.cfg.actor_update_freq == 0:
-            with self.autocast():
-                actor_loss, alpha_loss, extra = self.actor_and_alpha_loss(obs)
+            actor_loss, alpha_loss, extra = self.actor_and_alpha_loss(obs)
             self.actor_opt.zero_grad(set_to_none=True)
             actor_loss.backward()
             self.actor_opt.step()
@@ -218,7 +287,24 @@ class SACAgent(nn.Module):
 
         if self.update_step % self.cfg.target_update_freq == 0:
             self.update_targets()
+
+        for aux, opt in zip(self.aux, self.aux_opts):  # official M-CURL order: after critic, actor, targets
+            if aux.separate_step:
+                loss = self._aux_loss(aux, self.aux_inputs(batch, obs, None), metrics)
+                if opt is not None:
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    opt.step()
+                aux.after_step()
         return metrics
+
+    @staticmethod
+    def _aux_loss(aux: nn.Module, inputs: AuxInputs, metrics: dict[str, torch.Tensor]) -> torch.Tensor:
+        loss, aux_metrics = aux.compute(inputs)
+        loss = loss.float()
+        metrics[f"aux/{aux.name}"] = loss.detach()
+        metrics.update({f"aux/{aux.name}_{k}": v for k, v in aux_metrics.items()})
+        return loss
 
     @torch.no_grad()
     def update_targets(self) -> None:
@@ -227,9 +313,25 @@ class SACAgent(nn.Module):
         if self.pixels:
             ema_update(self.critic_target.encoder, self.critic.encoder, self.cfg.encoder_tau)
 
+    def optimizers(self) -> list[torch.optim.Optimizer]:
+        return [self.actor_opt, self.critic_opt, self.alpha_opt, *[o for o in self.aux_opts if o is not None]]
+
+    def freeze_conv_layers(self) -> None:
+        """Stop gradients to the shared conv layers and drop them from every optimiser of the agent."""
+        if not self.pixels:
+            raise ValueError("freezing conv layers needs a pixel agent")
+        frozen = {id(p) for p in self.critic.encoder.convs.parameters()}
+        for param in self.critic.encoder.convs.parameters():
+            param.requires_grad_(False)
+        for opt in self.optimizers():
+            for group in opt.param_groups:
+                group["params"] = [p for p in group["params"] if id(p) not in frozen]
+            for param in [p for p in opt.state if id(p) in frozen]:
+                del opt.state[param]
+
     # -- persistence -----------------------------------------------------------------------------
     def training_state(self) -> dict[str, Any]:
-        """Everything needed to resume: weights, optimiser states and the update counter."""
+        """Everything needed to resume: weights, optimiser and schedule states, counters, RNG."""
         state: dict[str, Any] = {
             "agent": self.state_dict(),
             "actor_opt": self.actor_opt.state_dict(),
@@ -238,9 +340,12 @@ class SACAgent(nn.Module):
             "update_step": torch.tensor(self.update_step),
             "sac_config": {k: v for k, v in asdict(self.cfg).items() if k != "extra"},
         }
-        for i, opt in enumerate(self.aux_opts):
+        if self.generator is not None:
+            state["generator"] = self.generator.get_state()
+        for i, (aux, opt) in enumerate(zip(self.aux, self.aux_opts)):
             if opt is not None:
                 state[f"aux_opt_{i}"] = opt.state_dict()
+            state[f"aux_state_{i}"] = aux.schedule_state()
         return state
 
     def load_training_state(self, state: dict[str, Any], weights_only: bool = False) -> None:
@@ -250,7 +355,11 @@ class SACAgent(nn.Module):
         self.actor_opt.load_state_dict(state["actor_opt"])
         self.critic_opt.load_state_dict(state["critic_opt"])
         self.alpha_opt.load_state_dict(state["alpha_opt"])
-        for i, opt in enumerate(self.aux_opts):
+        for i, (aux, opt) in enumerate(zip(self.aux, self.aux_opts)):
             if opt is not None and f"aux_opt_{i}" in state:
                 opt.load_state_dict(state[f"aux_opt_{i}"])
+            if f"aux_state_{i}" in state:
+                aux.load_schedule_state(state[f"aux_state_{i}"])
+        if self.generator is not None and "generator" in state:
+            self.generator.set_state(state["generator"].cpu())
         self.update_step = int(state["update_step"])

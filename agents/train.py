@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from importlib import resources
 from pathlib import Path
@@ -18,10 +19,18 @@ def _options(group: str) -> list[str]:
     return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".yaml"))
 
 
+def _composed_aux() -> set[str]:
+    """Aux objectives whose settings train.yaml's defaults list already composes into aux_cfg."""
+    text = (resources.files("configs") / "train.yaml").read_text()
+    return set(re.findall(r"aux@aux_cfg\.(\w+)", text))
+
+
 def rewrite_overrides(argv: list[str]) -> list[str]:
     """Check ``agent=`` / ``env=`` choices up front (one clear line instead of hydra's page).
 
-    ``aux=[curl,mcurl]`` becomes ``agent.aux=[curl,mcurl] agent.name=sac+curl+mcurl``.
+    ``aux=[curl,mcurl]`` becomes ``agent.aux=[curl,mcurl] agent.name=sac+curl+mcurl``; an objective
+    with a ``configs/aux/<name>.yaml`` that train.yaml does not list is composed into ``aux_cfg.<name>``
+    too, so a new objective needs only its Python file and its YAML.
 
     ``env=<any dm_control task>`` without its own YAML becomes ``env=dmc env.name=<task>``.
     """
@@ -32,6 +41,7 @@ def rewrite_overrides(argv: list[str]) -> list[str]:
         if key == "aux":  # aux=[curl,mcurl]: the agent's aux list (the config group 'aux' holds settings)
             names = [n.strip() for n in value.strip("[]").split(",") if n.strip()]
             out.append(f"agent.aux=[{','.join(names)}]")
+            out += [f"+aux@aux_cfg.{n}={n}" for n in names if n in _options("aux") and n not in _composed_aux()]
             if not named:
                 out.append(f"agent.name={'+'.join(['sac', *names])}")
             continue

@@ -61,14 +61,5 @@ def _conv_params(encoder: ConvEncoder) -> list[tuple[str, nn.Parameter]]:
 
 
 def freeze_convs(agent: SACAgent) -> None:
-    """Stop gradients to the shared conv layers and drop them from every optimiser of the agent."""
-    frozen = {id(p) for _, p in _conv_params(agent.critic.encoder)}
-    for _, param in _conv_params(agent.critic.encoder):
-        param.requires_grad_(False)
-    optimizers = [agent.actor_opt, agent.critic_opt, agent.alpha_opt, *[o for o in agent.aux_opts if o is not None]]
-    for opt in optimizers:
-        for group in opt.param_groups:
-            group["params"] = [p for p in group["params"] if id(p) not in frozen]
-        for pid in list(opt.state):
-            if id(pid) in frozen:
-                del opt.state[pid]
+    """Keep the shared conv layers fixed; the agent removes them from its own optimisers."""
+    agent.freeze_conv_layers()

@@ -38,13 +38,22 @@ def finished(path: Path, steps: int) -> bool:
     return bool(rows) and int(float(rows[-1]["env_step"])) >= steps
 
 
+def resume_history(path: Path) -> dict[str, object]:
+    """What mcrl-train recorded in the run's resumes.csv: every resume and every clean restart."""
+    log = path / "resumes.csv"
+    events = list(csv.DictReader(log.open())) if log.is_file() else []
+    return {"resumed": any(e["kind"] == "resumed" for e in events),
+            "resumed_from_env_steps": [int(e["env_step"]) for e in events if e["kind"] == "resumed"],
+            "restarted_without_checkpoint": any(e["kind"] == "restarted" for e in events)}
+
+
 def command(agent: str, task: str, seed: int, args: argparse.Namespace, path: Path) -> list[str]:
     cmd = [sys.executable, "-m", "agents.train", f"agent={agent}", f"env={task}", f"seed={seed}",
            f"steps={args.steps}", f"eval_every={args.eval_every}", f"device={args.device}",
            f"replay_device={'auto' if args.device.startswith('cuda') else 'cpu'}", "progress=false",
            f"hydra.run.dir={path}"]
     if path.joinpath("checkpoints").is_dir() or path.joinpath("eval.csv").is_file():
-        cmd.append("resume=true")
+        cmd.append("resume=true")  # continues from the newest checkpoint, or restarts cleanly without one
     return cmd + list(args.extra)
 
 
@@ -112,7 +121,8 @@ def main() -> None:
                     shutil.copy(path / "config.yaml", dest / "config.yaml")
                     manifest["runs"].append({"agent": agent, "task": task, "seed": seed,
                                              "dir": str(dest.relative_to(results)),
-                                             "complete": finished(path, args.steps)})
+                                             "complete": finished(path, args.steps),
+                                             **resume_history(path)})
     manifest["overrides"] = list(args.extra)
     (results / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     print(f"eval CSVs and manifest in {results}")

@@ -15,7 +15,9 @@ ratios is reported because the machine is shared and noisy. The reference sample
 ``utils.ReplayBuffer`` (obs and next_obs stacks per transition, numpy ``random_crop``), filled with
 the same frames as ours. Modules the reference imports but this benchmark does not use (``gym``)
 are stubbed when missing; ``scikit-image`` is needed for the reference's crop. Only ``curl`` (and
-``sac``, against ``CurlSacAgent`` with its CPC step switched off) have a reference.
+``sac``, against ``CurlSacAgent`` with its CPC step switched off) have a reference. ``--agent mcurl``
+is interleaved the same way with our own ``curl`` agent (same batch, same replay) and reports its rate
+against it (``vs_curl``): the price of the M-CURL step in the same run on the same machine.
 
 Results are merged per agent into ``benchmarks/results/update_throughput_<device>.json``; the last
 line printed reads ``<agent> batch <B> <device>: <X> updates/s``.
@@ -57,7 +59,7 @@ from agents.sac import SACAgent, SACConfig  # noqa: E402
 AGENTS: dict[str, list[str]] = {"sac": [], "curl": ["curl"], "mcurl": ["mcurl"], "curl_saliency": ["curl_saliency"]}
 REFERENCE_AGENTS = {"curl": "CurlSacAgent (cpc_update_freq=1)",
                     "sac": "CurlSacAgent with its CPC step off (cpc_update_freq larger than the steps run)"}
-GOAL_RATIO = 1.3
+GOAL_RATIO = 1.4
 CYCLE = 2  # actor_update_freq = target_update_freq = 2: one block of 2 updates is one full cycle
 
 # CURL's cheetah-run settings (reference train.py defaults + lr 2e-4 for cheetah).
@@ -66,11 +68,12 @@ SETTINGS: dict[str, Any] = {
     "hidden_dim": 1024, "num_conv_layers": 4, "num_filters": 32, "feature_dim": 50, "lr": 2e-4,
     "discount": 0.99, "init_temperature": 0.1, "alpha_lr": 1e-4, "alpha_beta": 0.5, "actor_beta": 0.9,
     "critic_beta": 0.9, "critic_tau": 0.01, "encoder_tau": 0.05, "actor_update_freq": 2,
-    "target_update_freq": 2, "curl_latent_dim": 128, "detach_encoder": False,
+    "target_update_freq": 2, "curl_latent_dim": 128, "detach_encoder": False, "action_repeat": 4,
 }
 
 METHOD = [
-    "Timing: time.perf_counter around N consecutive `agent.update(replay.sample(B))` calls (ours) and "
+    "Timing: time.perf_counter around N consecutive `agent.update()` calls (ours; the agent samples B "
+    "from the replay it was built with) and "
     "`CurlSacAgent.update(replay_buffer, L, step)` calls (reference, which samples inside update via "
     "replay_buffer.sample_cpc()), so sampling, cropping, host->device copies, all losses, optimiser "
     "steps and EMA updates are inside the clock on both sides; on CUDA torch.cuda.synchronize() before "
@@ -118,6 +121,10 @@ METHOD = [
     "larger than the number of steps run, i.e. the same pixel SAC without the CPC step (its "
     "sample_cpc still crops the unused positive view). The reference's logging is a no-op logger "
     "(its histogram logging fires only at step % 10000 == 0, not reached).",
+    "mcurl (official defaults: 16 sequences of 32 stacked observations masked before the CNN, cropped "
+    "twice, its own encoder step after the SAC update) has no reference here: it is interleaved with our "
+    "curl agent at the same batch in the same process, and vs_curl.median_mcurl_over_curl_rate is the "
+    "median over trials of (mcurl updates/s) / (curl updates/s).",
     "OpenMP: machine.omp_wait_policy records OMP_WAIT_POLICY. On a shared 2-core machine with other "
     "jobs running, the default (spinning) wait makes 2-thread torch 2-3x slower and very noisy for both "
     "agents; PASSIVE removes most of that penalty. It applies equally to both sides of a comparison.",
@@ -162,7 +169,7 @@ def aux_settings(names: list[str]) -> dict[str, dict[str, Any]]:
 # agents
 
 
-def build_ours(agent: str, device: torch.device, replay: PixelReplay) -> SACAgent:
+def build_ours(agent: str, device: torch.device, replay: PixelReplay, batch: int) -> SACAgent:
     s = SETTINGS
     cfg = SACConfig(hidden_dim=s["hidden_dim"], feature_dim=s["feature_dim"], num_conv_layers=s["num_conv_layers"],
                     num_filters=s["num_filters"], discount=s["discount"], init_temperature=s["init_temperature"],
@@ -172,10 +179,10 @@ def build_ours(agent: str, device: torch.device, replay: PixelReplay) -> SACAgen
                     target_update_freq=s["target_update_freq"], image_size=s["crop_size"])
     names = AGENTS[agent]
     obs_shape = (3 * s["frame_stack"], s["crop_size"], s["crop_size"])
-    sac = SACAgent(obs_shape, s["action_dim"], cfg, aux=build_aux(names, aux_settings(names), s["feature_dim"]),
-                   device=device, pixels=True, generator=torch.Generator(device).manual_seed(0))
-    sac.replay = replay
-    return sac
+    aux = build_aux(names, aux_settings(names), s["feature_dim"], action_repeat=s["action_repeat"],
+                    num_conv_layers=s["num_conv_layers"])
+    return SACAgent(obs_shape, s["action_dim"], cfg, aux=aux, device=device, pixels=True,
+                    generator=torch.Generator(device).manual_seed(0), replay=replay, batch_size=batch)
 
 
 def _stub(name: str, **attrs: Any) -> None:
@@ -399,10 +406,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                                             image_size=s["crop_size"])
     fill_replays(replay, ref_buffer, args.episodes, args.episode_length, args.seed)
 
-    ours = build_ours(args.agent, device, replay)
+    ours = build_ours(args.agent, device, replay, args.batch)
 
     def our_step() -> None:
-        ours.update(replay.sample(args.batch))
+        ours.update()  # the agent samples its own batch from the replay it was built with
 
     steps_per_side = args.warmup + CYCLE + args.repeats * args.updates_per_trial
     reference = None
@@ -415,20 +422,30 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
     if curl_sac is not None:
         reference = build_reference(curl_sac, args.agent, device, steps_per_side)
+    companion = build_ours("curl", device, replay, args.batch) if args.agent == "mcurl" else None
+    if companion is not None:  # mcurl: interleave with our curl instead of the reference
+        reference = companion
+        ref_note = "mcurl has no reference implementation here; compared with our own curl agent (vs_curl)"
+
+        def ref_step() -> None:  # noqa: F811 - the comparison side is our curl for mcurl
+            companion.update()
 
     print(f"{args.agent} batch {args.batch} {args.device}: {threads} threads, replay {transitions} transitions, "
           f"{args.repeats} trials x {args.updates_per_trial} updates"
-          + (", interleaved with the reference" if reference is not None else ""), flush=True)
+          + (", interleaved with our curl" if companion is not None else
+             ", interleaved with the reference" if reference is not None else ""), flush=True)
 
     # Warm-up, then one counted cycle (also untimed).
     timed(our_step, args.warmup, device)
     if reference is not None:
         timed(ref_step, args.warmup, device)
     in_channels = 3 * k
-    our_opts = [ours.actor_opt, ours.critic_opt, ours.alpha_opt, *(o for o in ours.aux_opts if o is not None)]
+    our_opts = ours.optimizers()
     our_passes = count_passes([ours], our_opts, our_step, CYCLE, args.batch, in_channels)
     ref_passes = None
-    if reference is not None:
+    if companion is not None:
+        ref_passes = count_passes([companion], companion.optimizers(), ref_step, CYCLE, args.batch, in_channels)
+    elif reference is not None:
         ref_modules = [reference.actor, reference.critic, reference.critic_target]
         ref_opts = [reference.actor_optimizer, reference.critic_optimizer, reference.log_alpha_optimizer,
                     reference.encoder_optimizer, reference.cpc_optimizer]
@@ -445,7 +462,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             ours.crop(images)
 
     our_data_ms = sample_and_crop_ms(our_data, device)
-    ref_data_ms = sample_and_crop_ms(ref_buffer.sample_cpc, device) if reference is not None else None
+    ref_data_ms = sample_and_crop_ms(ref_buffer.sample_cpc, device) if ref_buffer is not None else None
 
     machine = machine_info(device, threads)  # load average taken before the timed trials
     our_times: list[float] = []
@@ -466,7 +483,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         line = f"trial {trial + 1}/{args.repeats}: ours {our_times[-1]:.3f} s/update"
         if reference is not None:
             ref_times.append(theirs / args.updates_per_trial)
-            line += f", reference {ref_times[-1]:.3f} s/update, ratio {ref_times[-1] / our_times[-1]:.2f}"
+            other = "curl" if companion is not None else "reference"
+            line += f", {other} {ref_times[-1]:.3f} s/update, ratio {ref_times[-1] / our_times[-1]:.2f}"
         print(line, flush=True)
 
     our_rates = [1.0 / t for t in our_times]
@@ -490,7 +508,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if AGENTS[args.agent]:
         entry["aux_settings"] = aux_settings(AGENTS[args.agent])
     ratio = None
-    if reference is not None:
+    if companion is not None:
+        ratios = [o / r for r, o in zip(ref_times, our_times)]  # mcurl rate / curl rate
+        ref_rates = [1.0 / t for t in ref_times]
+        entry["vs_curl"] = {"curl_seconds_per_update": [round(t, 4) for t in ref_times],
+                            "curl_median_updates_per_s": round(_median(ref_rates), 4),
+                            "curl_passes_per_update": ref_passes,
+                            "mcurl_over_curl_rate_per_trial": [round(1 / r, 3) for r in ratios],
+                            "median_mcurl_over_curl_rate": round(_median([1 / r for r in ratios]), 3)}
+    elif reference is not None:
         ratios = [r / o for r, o in zip(ref_times, our_times)]
         ref_rates = [1.0 / t for t in ref_times]
         ratio = _median(ratios)
@@ -519,7 +545,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         tmp.write_text(json.dumps(merged, indent=2) + "\n")
         tmp.replace(out)
 
-    if reference is not None:
+    if companion is not None:
+        print(f"curl (ours, same run) batch {args.batch} {args.device}: "
+              f"{entry['vs_curl']['curl_median_updates_per_s']:.3f} updates/s; mcurl runs at "
+              f"{entry['vs_curl']['median_mcurl_over_curl_rate']:.2f}x curl's rate", flush=True)
+    elif reference is not None:
         print(f"reference {REFERENCE_AGENTS[args.agent]} batch {args.batch} {args.device}: "
               f"{entry['reference']['median_updates_per_s']:.3f} updates/s; ours/reference ratio "
               f"(median of per-trial ratios) {ratio:.2f}x (goal {GOAL_RATIO}x)", flush=True)

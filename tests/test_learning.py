@@ -15,7 +15,7 @@ pytestmark = pytest.mark.slow
 
 SMALL_PIXEL = ["env=synthetic-reach", "steps=16000", "eval_every=2000", "eval_episodes=10", "batch_size=64",
                "random_agent_steps=200", "agent.hidden_dim=128", "agent.num_filters=16", "progress=false",
-               "threads=2", "aux_cfg.mcurl.seq_len=8", "aux_cfg.mcurl.num_seqs=8", "aux_cfg.mcurl.warmup=100"]
+               "threads=2", "aux_cfg.mcurl.seq_len=8", "aux_cfg.mcurl.num_seqs=8", "aux_cfg.mcurl.warmup_env_steps=200"]
 
 
 def random_policy_return(name: str, episodes: int = 20, **kwargs) -> float:

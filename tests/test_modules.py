@@ -193,15 +193,28 @@ def test_attention_weights_path_matches_fused_path() -> None:
     assert torch.all(weights[:, :, ~mask] == 0)
 
 
-def test_sequence_transformer_defaults_and_positions() -> None:
+def official_layer(layer, x: torch.Tensor) -> torch.Tensor:
+    """Transcription of teslacool/m-curl AttnLayer (post-norm, no dropout in eval): one head,
+    q scaled by head_dim^-0.5, softmax, no output projection, ReLU feed-forward."""
+    q, k, v = layer.in_proj(x).chunk(3, dim=-1)
+    q = q * x.shape[-1] ** -0.5
+    attn = torch.softmax(q @ k.transpose(1, 2), dim=-1) @ v
+    x = layer.attn_norm(x + attn)
+    return layer.final_norm(x + layer.fc2(torch.relu(layer.fc1(x))))
+
+
+def test_sequence_transformer_is_the_official_m_curl_layer() -> None:
     torch.manual_seed(0)
-    model = SequenceTransformer(dropout=0.0).eval()
-    assert model.dim == 50 and len(model.layers.layers) == 2
-    assert model.layers.layers[0].linear1.out_features == 100
+    model = SequenceTransformer().eval()  # official defaults: 2 layers, 1 head, d 50, FFN 100, ReLU
+    assert model.dim == 50 and len(model.layers) == 2 and model.layers[0].heads == 1
+    assert model.layers[0].fc1.out_features == 100
+    assert model.layers[0].dropout == 0.1 and model.layers[0].attention_dropout == 0.0
+    assert model.layers[0].relu_dropout == 0.0
     x = torch.randn(3, 32, 50)
     out = model(x)
-    assert out.shape == (3, 32, 50)
-    manual = model.layers(x + sinusoidal_positions(32, 50))
+    manual = x + sinusoidal_positions(32, 50)
+    for layer in model.layers:
+        manual = official_layer(layer, manual)
     assert torch.allclose(out, manual, atol=1e-5)
     # positions make it order-aware: a permuted input does not give a permuted output
     perm = torch.randperm(32)
@@ -210,6 +223,30 @@ def test_sequence_transformer_defaults_and_positions() -> None:
     assert projected(torch.randn(2, 4, 7)).shape == (2, 4, 7)
     with pytest.raises(ValueError, match="divisible"):
         SequenceTransformer(dim=50, heads=3)
+
+
+def test_sequence_transformer_dropout_only_on_the_residual_branches() -> None:
+    torch.manual_seed(0)
+    layer = SequenceTransformer(dim=8, depth=1, ffn_dim=16, dropout=0.5).layers[0].train()
+    x = torch.randn(2, 4, 8)
+    calls = []
+    real = torch.nn.functional.dropout
+
+    def spy(t, p=0.5, training=True, inplace=False):
+        calls.append((tuple(t.shape), p))
+        return real(t, p, training, inplace)
+
+    torch.nn.functional.dropout, saved = spy, torch.nn.functional.dropout
+    try:
+        import representations.modules.sequence as seq
+
+        seq.F.dropout = spy
+        layer(x)
+    finally:
+        torch.nn.functional.dropout = saved
+        seq.F.dropout = saved
+    # attention-branch output, ReLU activations (p=0), feed-forward output
+    assert [p for _, p in calls] == [0.5, 0.0, 0.5]
 
 
 def test_inverse_sqrt_warmup_values() -> None:

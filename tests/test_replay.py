@@ -125,3 +125,47 @@ def test_random_crop_windows_come_from_the_image():
     assert torch.equal(center_crop(img, 4), img[..., 3:7, 3:7])
     with pytest.raises(ValueError, match="larger than the rendered image"):
         random_crop(img, 11)
+
+
+@pytest.mark.parametrize("capacity", [10_000, 37])  # 37: the ring wraps, older episodes are overwritten
+def test_episodes_written_to_disk_rebuild_the_same_buffer(tmp_path, capacity):
+    from agents.replay_store import ReplayStore
+
+    env, store = StackingEnv(3), ReplayStore(tmp_path / "replay")
+    original = PixelReplay(capacity, (3, 6, 6), 3, action_dim=2, seed=5)
+    rng = np.random.default_rng(0)
+    for episode, length in enumerate([9, 14, 6, 11]):
+        original.start_episode(env.reset())
+        for step in range(length):
+            original.add(rng.uniform(-1, 1, 2), float(rng.random()), step == length - 1 and episode == 2, env.step())
+        store.write(episode, original.episode_arrays())
+    store.write(4, original.episode_arrays())  # an episode "after the checkpoint": pruned below
+    store.prune_from(4)
+    rebuilt = PixelReplay(capacity, (3, 6, 6), 3, action_dim=2, seed=99)
+    assert store.restore(rebuilt, 4) == 4
+    rebuilt.set_rng_state(original.rng_state())
+    assert rebuilt.ptr == original.ptr and rebuilt.size == original.size
+    assert np.array_equal(rebuilt.ep_pos, original.ep_pos)
+    a, b = original.sample(32), rebuilt.sample(32)
+    for x, y in zip((a.obs, a.action, a.reward, a.not_done, a.next_obs), (b.obs, b.action, b.reward, b.not_done,
+                                                                          b.next_obs)):
+        assert torch.equal(x, y)
+    with pytest.raises(FileNotFoundError, match="missing"):
+        store.restore(PixelReplay(capacity, (3, 6, 6), 3, action_dim=2), 6)
+
+
+def test_state_replay_episodes_round_trip(tmp_path):
+    from agents.replay_store import ReplayStore
+
+    rng = np.random.default_rng(1)
+    original, store = StateReplay(100, 4, 2, seed=3), ReplayStore(tmp_path)
+    for episode in range(3):
+        original.start_episode(rng.normal(size=4))
+        for _ in range(7):
+            original.add(rng.uniform(-1, 1, 2), float(rng.random()), False, rng.normal(size=4))
+        store.write(episode, original.episode_arrays())
+    rebuilt = StateReplay(100, 4, 2, seed=0)
+    store.restore(rebuilt, 3)
+    rebuilt.set_rng_state(original.rng_state())
+    a, b = original.sample(16), rebuilt.sample(16)
+    assert torch.equal(a.obs, b.obs) and torch.equal(a.next_obs, b.next_obs) and torch.equal(a.action, b.action)

@@ -50,7 +50,7 @@ def test_actor_loss_never_reaches_conv_weights():
 def test_critic_loss_reaches_conv_weights():
     agent = tiny_agent()
     b = batch()
-    loss, _, _ = agent.critic_loss(agent.crop(b.obs), b, agent.crop(b.next_obs))
+    loss, _ = agent.critic_loss(agent.crop(b.obs), b, agent.crop(b.next_obs))
     loss.backward()
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in conv_params(agent))
     assert all(p.grad is None for p in agent.critic_target.parameters())
@@ -139,3 +139,30 @@ def test_state_sac_update_runs():
     b = Batch(torch.randn(16, 5), torch.rand(16, A), torch.rand(16, 1), torch.ones(16, 1), torch.randn(16, 5))
     metrics = agent.update(b)
     assert math.isfinite(float(metrics["critic_loss"]))
+
+
+def test_q_values_targets_and_losses_stay_fp32_under_bf16_autocast():
+    """Only the encoders run in bf16; a bf16 Q of ~800 would have a step size of 4."""
+    autocast = lambda: torch.autocast("cpu", dtype=torch.bfloat16)  # noqa: E731
+    cfg = SACConfig(hidden_dim=32, feature_dim=8, num_filters=4, image_size=CROP)
+    agent = SACAgent((9, CROP, CROP), A, cfg, generator=torch.Generator().manual_seed(0), autocast=autocast)
+    seen = {}
+
+    def record(name):
+        return lambda module, args, out: seen.setdefault(name, []).append(out.dtype)
+
+    agent.critic.q1.register_forward_hook(record("q1"))
+    agent.critic_target.q2.register_forward_hook(record("target_q2"))
+    agent.critic.encoder.convs.register_forward_hook(record("convs"))
+    agent.actor.trunk.register_forward_hook(record("actor"))
+    b = batch()
+    b.reward = b.reward + 800.0  # Q targets near 800
+    obs, next_obs = agent.crop(b.obs), agent.crop(b.next_obs)
+    loss, feats = agent.critic_loss(obs, b, next_obs)
+    assert seen["convs"] == [torch.bfloat16]  # autocast is really on for the encoder
+    assert set(seen["q1"]) == set(seen["target_q2"]) == {torch.float32}
+    assert loss.dtype == torch.float32 and feats.dtype == torch.float32
+    actor_loss, alpha_loss, _ = agent.actor_and_alpha_loss(obs)
+    assert actor_loss.dtype == alpha_loss.dtype == torch.float32 and set(seen["actor"]) == {torch.float32}
+    metrics = agent.update(b)
+    assert all(v.dtype == torch.float32 for v in metrics.values())

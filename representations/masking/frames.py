@@ -86,3 +86,29 @@ def apply_bert_replacement(
     out = torch.where(codes == RANDOM, flat[partner], flat)
     out = torch.where(codes == ZERO, torch.zeros_like(flat), out)
     return out.reshape(features.shape)
+
+
+def mask_observations(
+    observations: torch.Tensor, plan: torch.Tensor, random_observations: torch.Tensor | None = None
+) -> torch.Tensor:
+    """Apply a replacement plan to whole (B, L, C, H, W) observations before the CNN (official M-CURL).
+
+    ZERO blanks the whole stacked observation; RANDOM puts in the next of ``random_observations``
+    (one per RANDOM position, in row-major order; the caller draws them from the whole replay buffer,
+    as the official code does); KEEP leaves it. Returns a new tensor; the input is not modified.
+    """
+    if observations.dim() < 3 or tuple(plan.shape) != tuple(observations.shape[:2]):
+        raise ValueError(
+            f"plan shape {tuple(plan.shape)} must equal the (B, L) leading dims of observations "
+            f"{tuple(observations.shape)}"
+        )
+    out = observations.clone()
+    codes = plan.to(observations.device)
+    out[codes == ZERO] = 0
+    n_random = int((codes == RANDOM).sum())
+    if n_random:
+        if random_observations is None or random_observations.shape[0] != n_random:
+            got = None if random_observations is None else random_observations.shape[0]
+            raise ValueError(f"the plan asks for {n_random} random observations, got {got}")
+        out[codes == RANDOM] = random_observations.to(out.dtype)
+    return out

@@ -1,6 +1,7 @@
 """Pretraining methods: one ``nn.Module`` per method, ``forward(batch) -> (loss, metrics)``."""
 
 from .base import INPUT_FILTERS, Batch, Objective, encoder_features, encoder_scale, pooled
+from .m2crl import M2CRL
 from .masked_moco import FILL_MODES, MoCoMask, MoCoSaliency, fill_settings
 from .micl import MiCL
 from .moco import MoCo, moco_logits
@@ -10,12 +11,14 @@ METHODS: dict[str, type[Objective]] = {
     "moco_mask": MoCoMask,
     "moco_saliency": MoCoSaliency,
     "micl": MiCL,
+    "m2crl": M2CRL,
 }
 
 __all__ = [
     "FILL_MODES",
     "INPUT_FILTERS",
     "METHODS",
+    "M2CRL",
     "Batch",
     "MiCL",
     "MoCo",

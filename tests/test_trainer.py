@@ -127,3 +127,59 @@ def test_epochs_and_eval_hook(tmp_path):
     assert calls == [(3, False)] and obj.training
     rows = list(csv.DictReader((tmp_path / "eval.csv").open()))
     assert rows == [{"step": "3", "knn_top1": "10.0"}]
+
+
+class _Vectors:
+    """A non-image ``PretrainData``: float rows under the key ``vectors``."""
+
+    def __init__(self, vectors: torch.Tensor, labels: torch.Tensor) -> None:
+        self.vectors, self.labels = vectors, labels
+
+    def __len__(self) -> int:
+        return int(self.vectors.shape[0])
+
+    def to(self, device):
+        return _Vectors(self.vectors.to(device), self.labels.to(device))
+
+    def batch(self, indices):
+        return {"vectors": self.vectors[indices], "labels": self.labels[indices]}
+
+
+class _MeanObjective(nn.Module):
+    """Records what the Trainer hands it; loss = squared norm of a linear map of the rows."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.encoder = nn.Linear(3, 2)
+        self.seen: list[dict] = []
+
+    def configure(self, total_steps):
+        pass
+
+    def after_step(self, step):
+        return {}
+
+    def generator_states(self):
+        return {}
+
+    def forward(self, batch):
+        self.seen.append({k: (v.clone() if isinstance(v, torch.Tensor) else v) for k, v in batch.items()})
+        return self.encoder(batch["vectors"]).pow(2).mean(), {}
+
+
+def test_trainer_takes_any_pretrain_data(tmp_path):
+    """Any object with len / to / batch trains: step s sees exactly the StepSampler's rows of s."""
+    from representations.data import ImageData, PretrainData, StepSampler
+
+    data = _Vectors(torch.arange(30.0).view(10, 3), torch.arange(10) % 3)
+    assert isinstance(data, PretrainData)
+    assert isinstance(ImageData(torch.zeros(2, 1, 4, 4, dtype=torch.uint8), torch.zeros(2)), PretrainData)
+    obj = _MeanObjective()
+    cfg = TrainerConfig(steps=5, batch_size=4, log_every=1, progress=False, tensorboard=False)
+    Trainer(obj, data, cfg, runtime=Runtime(device="cpu", seed=3), run_dir=tmp_path).fit()
+    sampler = StepSampler(10, 4, seed=3)  # the reference order, built independently of the Trainer
+    assert [b["step"] for b in obj.seen] == list(range(5))
+    for step, batch in enumerate(obj.seen):
+        idx = sampler.indices(step)
+        assert torch.equal(batch["vectors"], data.vectors[idx]) and torch.equal(batch["labels"], data.labels[idx])
+        assert batch["global_batch"] == 4 and torch.equal(batch["rows"], torch.arange(4))

@@ -1,6 +1,7 @@
 """The pretraining loop shared by every method: one objective, one optimiser, steps or epochs.
 
-Per step: lr from the schedule -> batch of the step (``StepSampler``) -> ``objective(batch)`` under
+Per step: lr from the schedule -> batch of the step (``StepSampler`` rows read through the data's
+``PretrainData.batch``, so images, skeletons and video share the loop) -> ``objective(batch)`` under
 the runtime's autocast -> backward -> optional clipping -> optimiser step -> ``objective.after_step``
 (EMA / momentum encoders). Rank 0 alone writes logs, evaluations and checkpoints.
 
@@ -25,7 +26,7 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from ..data.images import ImageData
+from ..data.protocol import PretrainData
 from ..data.sampler import StepSampler
 from ..objectives.base import Objective
 from . import distributed as dist_utils
@@ -120,9 +121,9 @@ class _Meter:
 
 
 class Trainer:
-    """Runs one objective on one ``ImageData`` into ``run_dir``; ``fit()`` returns a summary dict."""
+    """Runs one objective on one ``PretrainData`` into ``run_dir``; ``fit()`` returns a summary dict."""
 
-    def __init__(self, objective: Objective, data: ImageData, config: TrainerConfig, *, runtime: Runtime,
+    def __init__(self, objective: Objective, data: PretrainData, config: TrainerConfig, *, runtime: Runtime,
                  run_dir: str | Path, dist: DistContext | None = None, eval_hook: EvalHook | None = None,
                  run_config: dict[str, Any] | None = None) -> None:
         self.objective, self.data, self.cfg, self.runtime = objective, data, config, runtime
@@ -199,8 +200,7 @@ class Trainer:
         if self.dist.is_main:
             logger = Logger(self.run_dir, total=self.total_steps, unit="step", tensorboard=cfg.tensorboard,
                             progress=cfg.progress, resume_step=start if resume else None, initial=start)
-        images = self.data.images.to(device)
-        labels = self.data.labels.to(device)
+        data = self.data.to(device)
         rows = self.sampler.rows.to(device)
         meter, durations = _Meter(), []
         interval_start, interval_steps = time.perf_counter(), 0
@@ -212,8 +212,7 @@ class Trainer:
                 lr = lr_at(cfg.schedule, step, self.total_steps, cfg.lr, cfg.warmup_steps, cfg.final_lr)
                 set_lr(optimizer, lr)
                 idx = self.sampler.indices(step).to(device)
-                batch = {"images": images[idx], "labels": labels[idx], "rows": rows,
-                         "global_batch": self.sampler.global_batch, "step": step}
+                batch = {**data.batch(idx), "rows": rows, "global_batch": self.sampler.global_batch, "step": step}
                 with self.runtime.autocast():
                     loss, metrics = model(batch)
                 optimizer.zero_grad(set_to_none=True)

@@ -13,6 +13,7 @@ from .images import (
     load_splits,
     split_holdout,
 )
+from .protocol import PretrainData
 from .sampler import StepSampler
 
 __all__ = [
@@ -23,6 +24,7 @@ __all__ = [
     "CropParams",
     "DataError",
     "ImageData",
+    "PretrainData",
     "StepSampler",
     "load_fashion_mnist",
     "load_idx_pair",

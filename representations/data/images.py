@@ -73,6 +73,10 @@ class ImageData:
     def to(self, device: torch.device | str) -> ImageData:
         return ImageData(self.images.to(device), self.labels.to(device), list(self.classes), self.name)
 
+    def batch(self, indices: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The ``PretrainData`` rows the Trainer feeds to an objective."""
+        return {"images": self.images[indices], "labels": self.labels[indices]}
+
 
 def _find(root: Path, stem: str) -> Path:
     for candidate in (root / f"{stem}.gz", root / stem):

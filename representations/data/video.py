@@ -37,8 +37,8 @@ VIDEO_SOURCES = (BUNDLED_SET, "video_list", "video_folder")
 class VideoData:
     """uint8 clips (N, C, T, H, W) with int64 labels (N,) (-1 = unlabelled).
 
-    ``images`` is an alias of ``clips`` so the Trainer and the kNN / linear evaluation, which read
-    ``data.images``, take video unchanged.
+    Implements ``PretrainData`` (batches carry ``clips``); ``images`` is an alias of ``clips`` so
+    the kNN / linear evaluation, which reads ``data.images``, takes video unchanged.
     """
 
     clips: torch.Tensor
@@ -90,6 +90,10 @@ class VideoData:
 
     def to(self, device: torch.device | str) -> VideoData:
         return VideoData(self.clips.to(device), self.labels.to(device), list(self.classes), self.name)
+
+    def batch(self, indices: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The ``PretrainData`` rows the Trainer feeds to an objective: ``clips`` and ``labels``."""
+        return {"clips": self.clips[indices], "labels": self.labels[indices]}
 
 
 # ------------------------------------------------------------------------------------ decoding

@@ -127,8 +127,8 @@ class M2CRL(Objective):
         return torch.stack(logits), attention
 
     def forward(self, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        clips = batch["images"]
-        rows, total = self.random_rows(batch)
+        clips = batch["clips"]
+        rows, total = self.random_rows({**batch, "images": clips})  # the base helper reads the batch size there
         views = self.views(clips, self.generators["augment"], rows, total)
         w_distill, w_global, w_local = self.weights
         teacher_logits, attention = self.teacher_forward(views.globals)

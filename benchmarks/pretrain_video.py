@@ -7,7 +7,8 @@ replaced by a random tube mask, and no reconstruction (DINO only). Evaluation of
 features: kNN (k=20, cosine) and a linear probe; ``--finetune-epochs`` adds a short end-to-end
 fine-tune of the encoder + a linear head. Cost: the attention-guided mask vs one teacher forward
 on the global views, and the loader (batch gather + multi-view sampling, and mp4 decoding) in
-clips/s vs training steps/s. Writes ``benchmarks/results/pretrain_video.{json,md}``.
+clips/s vs training steps/s. Writes ``benchmarks/results/pretrain_video.{json,md}`` and each
+run's train.csv under ``benchmarks/results/pretrain_video_runs/``.
 
     OMP_NUM_THREADS=1 python benchmarks/pretrain_video.py                    # committed CPU run
     OMP_NUM_THREADS=1 python benchmarks/pretrain_video.py --steps 5 --seeds 0 --quick   # smoke run
@@ -19,6 +20,7 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import statistics
 import sys
 import time
@@ -288,6 +290,10 @@ def main() -> None:
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    logs = out.parent / f"{out.name}_runs"  # each run's train.csv (loss terms per 10 steps)
+    logs.mkdir(exist_ok=True)
+    for row in rows:
+        shutil.copyfile(Path(row["run_dir"]) / "train.csv", logs / f"{Path(row['run_dir']).name}.csv")
     out.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
     out.with_suffix(".md").write_text(markdown(result))
     print(markdown(result))

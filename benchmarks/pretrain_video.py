@@ -37,6 +37,11 @@ VARIANTS: list[tuple[str, list[str]]] = [
     ("m2crl/random_global_mask", ["method.global_mask=random"]),
     ("m2crl/no_reconstruction", ["method.global_rec_weight=0", "method.local_rec_weight=0"]),
 ]
+# Diagnostics of the DINO collapse, run only when named with --only (not part of the default table).
+EXPLORATORY: list[tuple[str, list[str]]] = [
+    ("m2crl/reconstruction_only", ["method.distill_weight=0"]),
+    ("m2crl/teacher_temp_0.01", ["method.teacher_temp=0.01"]),
+]
 
 
 def compose(overrides: list[str]) -> dict[str, Any]:
@@ -247,14 +252,17 @@ def main() -> None:
     parser.add_argument("--runs-dir", default=os.environ.get("MCRL_BENCH_RUNS", "/tmp/mcrl_pretrain_video"))
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "pretrain_video"))
     parser.add_argument("--quick", action="store_true", help="smoke run: few epochs and timing rounds")
+    parser.add_argument("--only", nargs="*", default=None,
+                        help=f"variants to run (default: the table); also {', '.join(n for n, _ in EXPLORATORY)}")
     args = parser.parse_args()
     if args.quick:
         args.linear_epochs, args.finetune_epochs, args.rounds = 5, 1, 3
     began = time.time()
     timing = cost(args)
     print(json.dumps(timing, indent=2), flush=True)
+    variants = [v for v in VARIANTS + EXPLORATORY if (v in VARIANTS if args.only is None else v[0] in args.only)]
     jobs = [(name, [*common_overrides(args), *extra], seed, f"{args.runs_dir}/{name.replace('/', '_')}_s{seed}",
-             args.finetune_epochs) for name, extra in VARIANTS for seed in args.seeds]
+             args.finetune_epochs) for name, extra in variants for seed in args.seeds]
     rows = []
     with ProcessPoolExecutor(max_workers=args.workers, mp_context=get_context("spawn")) as pool:
         for row in pool.map(run_one, jobs):
@@ -265,7 +273,7 @@ def main() -> None:
     import torch
 
     table = {}
-    for name, _ in VARIANTS:
+    for name, _ in variants:
         mine = [r for r in rows if r["variant"] == name]
         keys = ["knn_top1", "linear_top1", "first_loss", "final_loss", "step_time_s"]
         table[name] = {k: mean_ci([float(r[k]) for r in mine]) for k in keys + ["finetune_top1"] if k in mine[0]}

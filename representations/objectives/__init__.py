@@ -2,6 +2,7 @@
 
 from .base import INPUT_FILTERS, Batch, Objective, encoder_features, encoder_scale, pooled
 from .cml import CML, SkeletonDecoder
+from .m2crl import M2CRL
 from .masked_moco import FILL_MODES, MoCoMask, MoCoSaliency, fill_settings
 from .micl import MiCL
 from .moco import MoCo, moco_logits
@@ -12,6 +13,7 @@ METHODS: dict[str, type[Objective]] = {
     "moco_saliency": MoCoSaliency,
     "micl": MiCL,
     "cml": CML,
+    "m2crl": M2CRL,
 }
 
 __all__ = [
@@ -19,6 +21,7 @@ __all__ = [
     "FILL_MODES",
     "INPUT_FILTERS",
     "METHODS",
+    "M2CRL",
     "Batch",
     "MiCL",
     "MoCo",

@@ -24,6 +24,8 @@ from ..data import (
     load_splits,
     mocap_windows,
 )
+from ..data.video import VIDEO_SOURCES, VideoData, load_video_splits
+from ..data.video_views import MultiViewConfig, MultiViewSampler
 from ..encoders import build_encoder, load_pretrained
 from ..objectives import METHODS, Objective, fill_settings
 
@@ -54,10 +56,18 @@ def load_skeletons(data_cfg: dict[str, Any], seed: int) -> tuple[SkeletonData, S
     return train.limit(data_cfg.get("train_limit"), seed), test.limit(data_cfg.get("test_limit"), seed + 1)
 
 
-def load_data(data_cfg: dict[str, Any], seed: int) -> tuple[ImageData, ImageData] | tuple[SkeletonData, SkeletonData]:
+def load_data(data_cfg: dict[str, Any], seed: int) -> (
+        tuple[ImageData, ImageData] | tuple[SkeletonData, SkeletonData] | tuple[VideoData, VideoData]):
     """(train, test) data of a data config; DataError with one clear line on bad input."""
     if data_cfg["source"] in SKELETON_SOURCES:
         return load_skeletons(data_cfg, seed)
+    if str(data_cfg["source"]) in VIDEO_SOURCES:
+        return load_video_splits(
+            str(data_cfg["source"]), path=data_cfg.get("path"), test_path=data_cfg.get("test_path"),
+            root=data_cfg.get("root"), frames=int(data_cfg.get("frames") or 8),
+            size=int(data_cfg.get("image_size") or 32), test_fraction=float(data_cfg.get("test_fraction", 0.2)),
+            seed=seed, train_limit=data_cfg.get("train_limit"), test_limit=data_cfg.get("test_limit"),
+        )
     return load_splits(
         str(data_cfg["source"]), root=data_cfg.get("root"), path=data_cfg.get("path"),
         test_path=data_cfg.get("test_path"), image_size=data_cfg.get("image_size"),
@@ -66,7 +76,10 @@ def load_data(data_cfg: dict[str, Any], seed: int) -> tuple[ImageData, ImageData
     )
 
 
-def build_augment(data_cfg: dict[str, Any], image_size: int) -> BatchAugment:
+def build_augment(data_cfg: dict[str, Any], image_size: int) -> BatchAugment | MultiViewSampler:
+    """The data's augmentation; video data with a ``views`` block gets the multi-view clip sampler."""
+    if data_cfg.get("views"):
+        return MultiViewSampler(MultiViewConfig(**dict(data_cfg["views"])))
     aug = dict(data_cfg.get("augment") or {})
     for key in ("scale", "ratio", "blur_sigma"):
         if key in aug:
@@ -84,6 +97,10 @@ def build_model_encoder(encoder_cfg: dict[str, Any], method_cfg: dict[str, Any],
         if name != "vit":
             raise ValueError(f"method micl needs encoder=vit, got encoder={name}")
         kwargs["num_cls"] = 2
+    if method_cfg["objective"] == "m2crl":
+        if name != "video_vit":
+            raise ValueError(f"method m2crl needs encoder=video_vit, got encoder={name}")
+        kwargs["mask_token"] = True
     for key in ("widths", "blocks"):
         if key in kwargs:
             kwargs[key] = [int(v) for v in kwargs[key]]

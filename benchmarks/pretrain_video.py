@@ -1,0 +1,311 @@
+"""M2CRL on the bundled DeepMimic video clips: probes vs untrained VideoViT and raw pixels, ablations, cost.
+
+Data: the 15 DeepMimic motion-capture clips of pybullet rendered to 32 px video (410 train / 142 test
+8-frame clips, split by time inside each motion; ``representations/data/deepmimic_video``). Not
+endoscopy. Variants (same budget, 3 seeds): full M2CRL, the global views' attention-guided mask
+replaced by a random tube mask, and no reconstruction (DINO only). Evaluation of frozen clip
+features: kNN (k=20, cosine) and a linear probe; ``--finetune-epochs`` adds a short end-to-end
+fine-tune of the encoder + a linear head. Cost: the attention-guided mask vs one teacher forward
+on the global views, and the loader (batch gather + multi-view sampling, and mp4 decoding) in
+clips/s vs training steps/s. Writes ``benchmarks/results/pretrain_video.{json,md}`` and each
+run's train.csv under ``benchmarks/results/pretrain_video_runs/``.
+
+    OMP_NUM_THREADS=1 python benchmarks/pretrain_video.py                    # committed CPU run
+    OMP_NUM_THREADS=1 python benchmarks/pretrain_video.py --steps 5 --seeds 0 --quick   # smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import statistics
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+VARIANTS: list[tuple[str, list[str]]] = [
+    ("m2crl", []),
+    ("m2crl/random_global_mask", ["method.global_mask=random"]),
+    ("m2crl/no_reconstruction", ["method.global_rec_weight=0", "method.local_rec_weight=0"]),
+]
+# Diagnostics of the DINO collapse, run only when named with --only (not part of the default table).
+EXPLORATORY: list[tuple[str, list[str]]] = [
+    ("m2crl/reconstruction_only", ["method.distill_weight=0"]),
+    ("m2crl/teacher_temp_0.01", ["method.teacher_temp=0.01"]),
+]
+
+
+def compose(overrides: list[str]) -> dict[str, Any]:
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_module
+    from omegaconf import OmegaConf
+
+    with initialize_config_module(config_module="configs", version_base="1.3"):
+        cfg = hydra_compose(config_name="pretrain", overrides=["method=m2crl", "data=video", "encoder=video_vit",
+                                                                *overrides])
+    return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
+
+
+def common_overrides(args: argparse.Namespace) -> list[str]:
+    return [f"steps={args.steps}", f"batch_size={args.batch_size}", "threads=1", "progress=false",
+            "log_every=10", "checkpoint_every=0", "keep_checkpoints=1", f"eval.linear_epochs={args.linear_epochs}"]
+
+
+def mean_ci(values: list[float]) -> dict[str, Any]:
+    """Mean and the half-width of its 95% Student-t interval over seeds."""
+    from scipy import stats
+
+    mean = statistics.mean(values)
+    half = float(stats.t.ppf(0.975, len(values) - 1) * statistics.stdev(values) / len(values) ** 0.5) \
+        if len(values) > 1 else 0.0
+    return {"mean": round(mean, 2), "ci95": round(half, 2), "values": [round(v, 2) for v in values]}
+
+
+def finetune(encoder, train, test, epochs: int, seed: int, lr: float = 3e-4, batch: int = 32) -> float:
+    """Top-1 % on test after ``epochs`` of end-to-end training of encoder + linear head (no augmentation)."""
+    import torch
+    from torch import nn
+
+    torch.manual_seed(seed)
+    head = nn.Linear(encoder.feature_dim, max(train.num_classes, test.num_classes))
+    params = list(encoder.parameters()) + list(head.parameters())
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.05)
+    gen = torch.Generator().manual_seed(seed)
+    encoder.train()
+    for _ in range(epochs):
+        order = torch.randperm(len(train), generator=gen)
+        for i in range(0, len(train), batch):
+            idx = order[i:i + batch]
+            logits = head(encoder(train.clips[idx].float() / 255))
+            loss = nn.functional.cross_entropy(logits, train.labels[idx])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    encoder.eval()
+    with torch.no_grad():
+        pred = torch.cat([head(encoder(test.clips[i:i + 64].float() / 255)).argmax(1)
+                          for i in range(0, len(test), 64)])
+    return float((pred == test.labels).float().mean() * 100)
+
+
+def run_one(job: tuple[str, list[str], int, str, int]) -> dict[str, Any]:
+    """One pretraining run in a worker process (1 torch thread)."""
+    import torch
+
+    torch.set_num_threads(1)
+    from representations.encoders import load_pretrained
+    from representations.pretrain.build import load_data
+    from representations.pretrain.run import pretrain
+
+    name, overrides, seed, run_dir, ft_epochs = job
+    cfg = compose([*overrides, f"seed={seed}"])
+    began = time.time()
+    result = pretrain(cfg, run_dir)
+    summary = json.loads((Path(run_dir) / "train_summary.json").read_text())
+    losses = [float(line.split(",")[2]) for line in (Path(run_dir) / "train.csv").read_text().splitlines()[1:]]
+    row = {"variant": name, "seed": seed, "knn_top1": result["knn_top1"], "linear_top1": result["linear_top1"],
+           "first_loss": losses[0], "final_loss": summary["final_loss"], "step_time_s": summary["step_time_s"],
+           "wall_s": round(time.time() - began, 1), "run_dir": run_dir}
+    if ft_epochs and name == "m2crl":
+        train, test = load_data(cfg["data"], seed)
+        row["finetune_top1"] = finetune(load_pretrained(Path(run_dir) / "encoder.pt"), train, test, ft_epochs, seed)
+    return row
+
+
+def references(args: argparse.Namespace) -> dict[str, Any]:
+    """Raw pixels and untrained VideoViTs (one per seed) under the same evaluation."""
+    import torch
+
+    torch.set_num_threads(1)
+    from representations.evaluation import evaluate_features
+    from representations.pretrain.build import build_model_encoder, load_data
+    from representations.pretrain.run import evaluate_encoder
+
+    cfg = compose(common_overrides(args))
+    train, test = load_data(cfg["data"], 0)
+    pixels = evaluate_features(train.clips.flatten(1).float() / 255, train.labels,
+                               test.clips.flatten(1).float() / 255, test.labels, linear_epochs=args.linear_epochs)
+    out: dict[str, Any] = {"raw pixels": {k: round(v, 2) for k, v in pixels.items()},
+                           "feature_dim_pixels": int(train.clips[0].numel())}
+    rows = []
+    for seed in args.seeds:
+        torch.manual_seed(seed)
+        encoder = build_model_encoder(cfg["encoder"], cfg["method"], 3, train.image_size)
+        scores = evaluate_encoder(encoder, train, test, cfg["eval"], "none", seed)
+        row = {"seed": seed, "knn_top1": scores["knn_top1"], "linear_top1": scores["linear_top1"]}
+        if args.finetune_epochs:
+            row["finetune_top1"] = finetune(encoder, train, test, args.finetune_epochs, seed)
+        rows.append(row)
+    out["untrained VideoViT"] = {key: mean_ci([r[key] for r in rows]) for key in rows[0] if key != "seed"}
+    return out
+
+
+def cost(args: argparse.Namespace) -> dict[str, Any]:
+    """Mask vs teacher forward, and loader clips/s vs training steps/s, medians over ``rounds``."""
+    import torch
+
+    torch.set_num_threads(1)
+    from representations.data.video import decode_video
+    from representations.masking import attention_tube_mask
+    from representations.pretrain.build import build_augment, build_model_encoder, build_objective, load_data
+
+    cfg = compose(common_overrides(args))
+    train, _ = load_data(cfg["data"], 0)
+    torch.manual_seed(0)
+    encoder = build_model_encoder(cfg["encoder"], cfg["method"], 3, train.image_size)
+    views = build_augment(cfg["data"], train.image_size)
+    objective = build_objective(cfg["method"], encoder, views, {}, torch.device("cpu"))
+    objective.configure(1000)
+    opt = torch.optim.AdamW([p for p in objective.parameters() if p.requires_grad], lr=1e-4)
+    gen = torch.Generator().manual_seed(0)
+    b = args.batch_size
+
+    def median_time(fn, rounds: int) -> float:
+        times = []
+        for _ in range(rounds):
+            t = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t)
+        return statistics.median(times)
+
+    idx = torch.randperm(len(train), generator=gen)[:b]
+    batch = train.batch(idx)
+    sampled = views(batch["clips"], gen)
+    _, attention = objective.teacher_forward(sampled.globals)
+    teacher_s = median_time(lambda: objective.teacher_forward(sampled.globals), args.rounds)
+    mask_s = median_time(lambda: [attention_tube_mask(a, 0.9, 0.6, generator=gen) for a in attention], args.rounds)
+    loader_s = median_time(lambda: views(train.batch(torch.randperm(len(train), generator=gen)[:b])["clips"], gen),
+                           args.rounds)
+
+    def step() -> None:
+        loss, _ = objective(train.batch(torch.randperm(len(train), generator=gen)[:b]))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        objective.after_step(1)
+
+    step_s = median_time(step, max(3, args.rounds // 4))
+    files = sorted((ROOT / "representations/data/deepmimic_video/clips").glob("*.mp4"))[:64]
+    t = time.perf_counter()
+    for f in files:
+        decode_video(f)
+    decode_rate = len(files) / (time.perf_counter() - t)
+    return {"batch": b, "teacher_forward_global_views_s": round(teacher_s, 5),
+            "attention_mask_s": round(mask_s, 6), "mask_over_teacher": round(mask_s / teacher_s, 4),
+            "loader_gather_and_views_clips_per_s": round(b / loader_s, 1),
+            "decode_mp4_clips_per_s": round(decode_rate, 1),
+            "train_steps_per_s": round(1 / step_s, 3), "train_clips_per_s": round(b / step_s, 1)}
+
+
+def markdown(result: dict[str, Any]) -> str:
+    b, c, ref = result["budget"], result["cost"], result["references"]
+    lines = [
+        "# M2CRL on rendered DeepMimic motion video (CPU budget)",
+        "",
+        f"Data: {result['data']}. Budget per run: {b['steps']} optimiser steps x batch {b['batch_size']} "
+        f"({b['epochs']:.1f} epochs), VideoViT {b['encoder']}, 1 CPU thread. Seeds {b['seeds']}. "
+        f"kNN k=20 cosine; linear probe {b['linear_epochs']} epochs on frozen [CLS] features. "
+        "Mean ± 95% t-interval half-width over seeds.",
+        "",
+        "| features | kNN top-1 % | linear top-1 % | fine-tune top-1 % | loss first → last |",
+        "|---|---|---|---|---|",
+    ]
+    px = ref["raw pixels"]
+    lines.append(f"| raw pixels ({ref['feature_dim_pixels']}-d) | {px['knn_top1']:.2f} | {px['linear_top1']:.2f} "
+                 "| - | - |")
+    un = ref["untrained VideoViT"]
+    ft = f"{un['finetune_top1']['mean']:.2f} ± {un['finetune_top1']['ci95']:.2f}" if "finetune_top1" in un else "-"
+    lines.append(f"| untrained VideoViT | {un['knn_top1']['mean']:.2f} ± {un['knn_top1']['ci95']:.2f} | "
+                 f"{un['linear_top1']['mean']:.2f} ± {un['linear_top1']['ci95']:.2f} | {ft} | - |")
+    for name, e in result["table"].items():
+        ft = f"{e['finetune_top1']['mean']:.2f} ± {e['finetune_top1']['ci95']:.2f}" if "finetune_top1" in e else "-"
+        lines.append(f"| {name} | {e['knn_top1']['mean']:.2f} ± {e['knn_top1']['ci95']:.2f} | "
+                     f"{e['linear_top1']['mean']:.2f} ± {e['linear_top1']['ci95']:.2f} | {ft} | "
+                     f"{e['first_loss']['mean']:.3f} → {e['final_loss']['mean']:.3f} |")
+    lines += ["", f"Cost (batch {c['batch']}, medians): attention-guided mask {c['attention_mask_s'] * 1e3:.2f} ms = "
+              f"{100 * c['mask_over_teacher']:.2f}% of a teacher forward on the global views "
+              f"({c['teacher_forward_global_views_s'] * 1e3:.1f} ms). Loader (gather + multi-view sampling): "
+              f"{c['loader_gather_and_views_clips_per_s']:.0f} clips/s; mp4 decoding "
+              f"{c['decode_mp4_clips_per_s']:.0f} clips/s; training {c['train_steps_per_s']:.2f} steps/s = "
+              f"{c['train_clips_per_s']:.0f} clips/s.", ""]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--linear-epochs", type=int, default=100)
+    parser.add_argument("--finetune-epochs", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--runs-dir", default=os.environ.get("MCRL_BENCH_RUNS", "/tmp/mcrl_pretrain_video"))
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "pretrain_video"))
+    parser.add_argument("--quick", action="store_true", help="smoke run: few epochs and timing rounds")
+    parser.add_argument("--only", nargs="*", default=None,
+                        help=f"variants to run (default: the table); also {', '.join(n for n, _ in EXPLORATORY)}")
+    args = parser.parse_args()
+    if args.quick:
+        args.linear_epochs, args.finetune_epochs, args.rounds = 5, 1, 3
+    began = time.time()
+    timing = cost(args)
+    print(json.dumps(timing, indent=2), flush=True)
+    variants = [v for v in VARIANTS + EXPLORATORY if (v in VARIANTS if args.only is None else v[0] in args.only)]
+    jobs = [(name, [*common_overrides(args), *extra], seed, f"{args.runs_dir}/{name.replace('/', '_')}_s{seed}",
+             args.finetune_epochs) for name, extra in variants for seed in args.seeds]
+    rows = []
+    with ProcessPoolExecutor(max_workers=args.workers, mp_context=get_context("spawn")) as pool:
+        for row in pool.map(run_one, jobs):
+            print(f"{row['variant']:26s} seed {row['seed']}: kNN {row['knn_top1']:.2f} linear "
+                  f"{row['linear_top1']:.2f} loss {row['first_loss']:.3f}->{row['final_loss']:.3f} "
+                  f"({row['wall_s']} s)", flush=True)
+            rows.append(row)
+    import torch
+
+    table = {}
+    for name, _ in variants:
+        mine = [r for r in rows if r["variant"] == name]
+        keys = ["knn_top1", "linear_top1", "first_loss", "final_loss", "step_time_s"]
+        table[name] = {k: mean_ci([float(r[k]) for r in mine]) for k in keys + ["finetune_top1"] if k in mine[0]}
+    cfg = compose(common_overrides(args))
+    enc = cfg["encoder"]
+    result = {
+        "data": "DeepMimic mocap (pybullet) rendered to 32 px video, 15 actions, 410 train / 142 test clips "
+                "split by time (not endoscopy)",
+        "budget": {"steps": args.steps, "batch_size": args.batch_size, "seeds": args.seeds,
+                   "epochs": args.steps * args.batch_size / 410, "linear_epochs": args.linear_epochs,
+                   "finetune_epochs": args.finetune_epochs,
+                   "encoder": f"width {enc['width']} depth {enc['depth']} patch {enc['patch_size']} "
+                              f"tubelet {enc['tubelet_size']} {enc['attention']}",
+                   "views": cfg["data"]["views"]},
+        "table": table,
+        "references": references(args),
+        "cost": timing,
+        "runs": rows,
+        "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(), "torch": torch.__version__,
+                    "threads_per_run": 1, "parallel_runs": args.workers},
+        "wall_time_s": round(time.time() - began, 1),
+    }
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    logs = out.parent / f"{out.name}_runs"  # each run's train.csv (loss terms per 10 steps)
+    logs.mkdir(exist_ok=True)
+    for row in rows:
+        shutil.copyfile(Path(row["run_dir"]) / "train.csv", logs / f"{Path(row['run_dir']).name}.csv")
+    out.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
+    out.with_suffix(".md").write_text(markdown(result))
+    print(markdown(result))
+
+
+if __name__ == "__main__":
+    main()

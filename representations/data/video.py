@@ -1,0 +1,298 @@
+"""Labelled video clips for pretraining: mp4/avi files (PyAV) or frame folders, in Endo-FM style layouts.
+
+Layouts read here:
+
+* a list file (``.csv`` or ``.txt``), one clip per line: ``path,label`` or ``path label`` (label
+  optional = unlabelled; a ``path,label`` header line is skipped); paths are relative to the list
+  file's folder unless ``root`` is given. A path is a video file or a folder of frame images.
+* a folder with one sub-folder per class holding videos or frame folders; a folder of videos with
+  no class sub-folders is read as unlabelled clips.
+
+Every clip becomes ``frames`` frames sampled uniformly over the whole video (Endo-FM's test-time
+sampling), resized on the short side and centre-cropped to ``size``. Everything is held as one
+uint8 tensor (N, C, T, H, W) in memory, like ``ImageData``: the view sampling and augmentation run
+batched on the device, so small sets need no DataLoader workers.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from .idx import DataError
+from .images import IMAGE_SUFFIXES
+
+VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
+BUNDLED_SET = "deepmimic_video"  # package data written once by scripts/convert_video.py
+VIDEO_SOURCES = (BUNDLED_SET, "video_list", "video_folder")
+
+
+@dataclass
+class VideoData:
+    """uint8 clips (N, C, T, H, W) with int64 labels (N,) (-1 = unlabelled).
+
+    Implements ``PretrainData`` (batches carry ``clips``); ``images`` is an alias of ``clips`` so
+    the kNN / linear evaluation, which reads ``data.images``, takes video unchanged.
+    """
+
+    clips: torch.Tensor
+    labels: torch.Tensor
+    classes: list[str] = field(default_factory=list)
+    name: str = "video"
+
+    def __post_init__(self) -> None:
+        if self.clips.dim() != 5 or self.clips.dtype != torch.uint8:
+            raise DataError(f"{self.name}: clips must be uint8 (N, C, T, H, W), got {self.clips.dtype} "
+                            f"{tuple(self.clips.shape)}")
+        if self.labels.shape != (self.clips.shape[0],):
+            raise DataError(f"{self.name}: {self.clips.shape[0]} clips but labels of shape {tuple(self.labels.shape)}")
+        self.labels = self.labels.long()
+
+    @property
+    def images(self) -> torch.Tensor:
+        return self.clips
+
+    def __len__(self) -> int:
+        return int(self.clips.shape[0])
+
+    @property
+    def channels(self) -> int:
+        return int(self.clips.shape[1])
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.clips.shape[2])
+
+    @property
+    def image_size(self) -> int:
+        return int(self.clips.shape[-1])
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes) if self.classes else int(self.labels.max().item()) + 1
+
+    def subset(self, indices: torch.Tensor | np.ndarray | list[int]) -> VideoData:
+        idx = torch.as_tensor(indices, dtype=torch.long)
+        return VideoData(self.clips[idx], self.labels[idx], list(self.classes), self.name)
+
+    def limit(self, count: int | None, seed: int = 0) -> VideoData:
+        """A seeded random subset of ``count`` clips (all of them when None or larger)."""
+        if count is None or count <= 0 or count >= len(self):
+            return self
+        gen = torch.Generator().manual_seed(seed)
+        return self.subset(torch.randperm(len(self), generator=gen)[:count].sort().values)
+
+    def to(self, device: torch.device | str) -> VideoData:
+        return VideoData(self.clips.to(device), self.labels.to(device), list(self.classes), self.name)
+
+    def batch(self, indices: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The ``PretrainData`` rows the Trainer feeds to an objective: ``clips`` and ``labels``."""
+        return {"clips": self.clips[indices], "labels": self.labels[indices]}
+
+
+# ------------------------------------------------------------------------------------ decoding
+
+
+def decode_video(path: str | Path) -> np.ndarray:
+    """All frames of a video file as uint8 (T, H, W, 3) RGB, decoded with PyAV (FFmpeg)."""
+    import av
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"video file not found: {path}")
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.video:
+                raise DataError(f"{path} has no video stream")
+            frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    except av.error.FFmpegError as err:
+        raise DataError(f"cannot decode video {path}: {err}") from None
+    if not frames:
+        raise DataError(f"{path}: the video has no decodable frames")
+    return np.stack(frames)
+
+
+def read_frame_folder(path: str | Path) -> np.ndarray:
+    """A folder of frame images (sorted by name) as uint8 (T, H, W, 3) RGB, read with Pillow."""
+    from PIL import Image, UnidentifiedImageError
+
+    path = Path(path)
+    files = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise DataError(f"frame folder {path} holds no images ({', '.join(IMAGE_SUFFIXES)})")
+    frames = []
+    for file in files:
+        try:
+            with Image.open(file) as img:
+                frames.append(np.asarray(img.convert("RGB"), dtype=np.uint8))
+        except (UnidentifiedImageError, OSError) as err:
+            raise DataError(f"cannot read frame {file}: {err}") from None
+    if len({f.shape for f in frames}) > 1:
+        raise DataError(f"frame folder {path}: frames have different sizes")
+    return np.stack(frames)
+
+
+def write_video(path: str | Path, frames: np.ndarray, fps: int = 25, codec: str | None = None,
+                quality: int = 4) -> Path:
+    """Write uint8 (T, H, W, 3) RGB frames with PyAV; codec from the suffix (mp4: MPEG-4 part 2,
+    avi: MJPEG) unless given. Used by the converter and by tests that need real files."""
+    import av
+
+    path = Path(path)
+    frames = np.asarray(frames)
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.dtype != np.uint8:
+        raise ValueError(f"frames must be uint8 (T, H, W, 3), got {frames.dtype} {frames.shape}")
+    codec = codec or ("mjpeg" if path.suffix.lower() == ".avi" else "mpeg4")
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream(codec, rate=fps)
+        stream.width, stream.height = frames.shape[2], frames.shape[1]
+        stream.pix_fmt = "yuvj420p" if codec == "mjpeg" else "yuv420p"
+        if codec in ("mpeg4", "mjpeg"):
+            stream.codec_context.qmin = stream.codec_context.qmax = quality  # constant quantiser
+        for frame in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode())
+    return path
+
+
+def read_clip(path: str | Path) -> np.ndarray:
+    """(T, H, W, 3) uint8 of a video file or a frame folder."""
+    path = Path(path)
+    if path.is_dir():
+        return read_frame_folder(path)
+    if path.suffix.lower() not in VIDEO_SUFFIXES:
+        raise DataError(f"{path}: not a video file ({', '.join(VIDEO_SUFFIXES)}) or a frame folder")
+    return decode_video(path)
+
+
+def sample_frames(frames: np.ndarray, count: int) -> np.ndarray:
+    """``count`` frames at uniformly spaced positions over the whole clip (repeats when it is shorter)."""
+    idx = np.linspace(0, frames.shape[0] - 1, count).round().astype(np.int64)
+    return frames[idx]
+
+
+def resize_clip(frames: np.ndarray, size: int) -> torch.Tensor:
+    """(T, H, W, 3) uint8 -> (3, T, size, size) uint8: short side to ``size`` (bilinear, antialiased), centre crop."""
+    x = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2).float()  # (T, 3, H, W)
+    h, w = x.shape[-2:]
+    if (h, w) != (size, size):
+        scale = size / min(h, w)
+        new = (max(size, round(h * scale)), max(size, round(w * scale)))
+        x = F.interpolate(x, size=new, mode="bilinear", align_corners=False, antialias=True)
+        top, left = (new[0] - size) // 2, (new[1] - size) // 2
+        x = x[:, :, top:top + size, left:left + size]
+    return x.round().clamp(0, 255).to(torch.uint8).permute(1, 0, 2, 3).contiguous()
+
+
+# ------------------------------------------------------------------------------------- layouts
+
+
+def parse_clip_list(path: str | Path, root: str | Path | None = None) -> list[tuple[Path, int]]:
+    """(clip path, label) pairs of a csv/txt list; label -1 where a line has none."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"clip list not found: {path}")
+    base = Path(root) if root is not None else path.parent
+    entries: list[tuple[Path, int]] = []
+    with path.open(newline="") as f:
+        lines = [line.strip() for line in f if line.strip() and not line.lstrip().startswith("#")]
+    for number, line in enumerate(lines, 1):
+        fields = next(csv.reader([line])) if "," in line else line.rsplit(maxsplit=1)
+        fields = [x.strip() for x in fields if x.strip()]
+        if len(fields) > 2 and "," in line:
+            raise DataError(f"{path}:{number}: expected 'path,label', got {line!r}")
+        label = -1
+        if len(fields) == 2:
+            try:
+                label = int(fields[1])
+            except ValueError:
+                if number == 1:
+                    continue  # a header such as "path,label"
+                raise DataError(f"{path}:{number}: label {fields[1]!r} is not an integer") from None
+            if label < 0:
+                raise DataError(f"{path}:{number}: labels must be >= 0, got {label}")
+        entries.append((base / fields[0], label))
+    if not entries:
+        raise DataError(f"clip list {path} is empty")
+    return entries
+
+
+def _clips_in(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES or
+                  (p.is_dir() and any(q.suffix.lower() in IMAGE_SUFFIXES for q in p.iterdir())))
+
+
+def scan_video_folder(root: str | Path) -> tuple[list[tuple[Path, int]], list[str]]:
+    """(entries, classes) of ``root/<class>/<clip>``; a flat folder of videos gives unlabelled entries."""
+    root = Path(root)
+    if not root.is_dir():
+        raise DataError(f"video folder not found: {root}")
+    flat = [p for p in sorted(root.iterdir()) if p.suffix.lower() in VIDEO_SUFFIXES]
+    classes = sorted(p.name for p in root.iterdir() if p.is_dir() and _clips_in(p))
+    if flat and not classes:
+        return [(p, -1) for p in flat], []
+    if not classes:
+        raise DataError(f"{root} holds no videos or class folders (expected {root}/<class>/<clip>.mp4)")
+    entries = [(clip, label) for label, cls in enumerate(classes) for clip in _clips_in(root / cls)]
+    return entries, classes
+
+
+def load_clips(entries: list[tuple[Path, int]], frames: int, size: int, classes: list[str] | None = None,
+               name: str = "video") -> VideoData:
+    """Decode, sample and resize every entry into one ``VideoData``."""
+    if frames < 1 or size < 1:
+        raise DataError(f"clip frames and size must be >= 1, got {frames} and {size}")
+    clips = [resize_clip(sample_frames(read_clip(p), frames), size) for p, _ in entries]
+    labels = torch.tensor([label for _, label in entries], dtype=torch.long)
+    return VideoData(torch.stack(clips), labels, list(classes or []), name)
+
+
+def bundled_set_dir() -> Path:
+    """Folder of the bundled DeepMimic video clips (package data)."""
+    return Path(str(resources.files("representations.data") / BUNDLED_SET))
+
+
+def _classes_file(folder: Path) -> list[str]:
+    file = folder / "classes.txt"
+    return file.read_text().split() if file.is_file() else []
+
+
+def load_video_splits(source: str, *, path: str | None = None, test_path: str | None = None,
+                      root: str | None = None, frames: int = 8, size: int = 32, test_fraction: float = 0.2,
+                      seed: int = 0, train_limit: int | None = None,
+                      test_limit: int | None = None) -> tuple[VideoData, VideoData]:
+    """(train, test) of one configured video source: deepmimic_video | video_list | video_folder."""
+    from .images import split_holdout
+
+    if source == BUNDLED_SET:
+        folder = Path(path) if path else bundled_set_dir()
+        classes = _classes_file(folder)
+        train = load_clips(parse_clip_list(folder / "train.csv"), frames, size, classes, "deepmimic_video/train")
+        test = load_clips(parse_clip_list(folder / "test.csv"), frames, size, classes, "deepmimic_video/test")
+    elif source in ("video_list", "video_folder"):
+        if not path:
+            raise DataError(f"data source {source!r} needs data.path")
+
+        def load(p: str) -> VideoData:
+            if source == "video_list":
+                entries = parse_clip_list(p, root)
+                classes = _classes_file(Path(p).parent)
+            else:
+                entries, classes = scan_video_folder(p)
+            return load_clips(entries, frames, size, classes, Path(p).name)
+
+        train = load(path)
+        if test_path:
+            test = load(test_path)
+        else:
+            held = split_holdout(train, test_fraction, seed)  # type: ignore[arg-type]
+            train, test = held  # type: ignore[assignment]
+    else:
+        raise DataError(f"unknown video source {source!r}; use {BUNDLED_SET}, video_list or video_folder")
+    return train.limit(train_limit, seed), test.limit(test_limit, seed + 1)

@@ -1,0 +1,192 @@
+"""M2CRL objective: masks, losses against naive transcriptions, gradients, EMA, CLI and a short learning run."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from representations.data.video_views import MultiViewConfig, MultiViewSampler
+from representations.encoders import VideoViT
+from representations.objectives import M2CRL, METHODS
+
+
+def tiny(global_mask="attention", **kwargs) -> M2CRL:
+    torch.manual_seed(0)
+    encoder = VideoViT(image_size=32, patch_size=8, num_frames=4, tubelet_size=2, width=32, depth=2, heads=2,
+                       attention="divided", mask_token=True)
+    views = MultiViewSampler(MultiViewConfig(global_size=32, local_size=24, global_frames=(4, 4),
+                                             local_frames=(2, 2, 4), global_offset=0.1, local_span=0.5))
+    return M2CRL(encoder, views, out_dim=64, hidden_dim=32, bottleneck_dim=16, global_mask=global_mask,
+                 generators={"augment": torch.Generator().manual_seed(1), "mask": torch.Generator().manual_seed(2)},
+                 **kwargs)
+
+
+def clips(batch: int = 4) -> torch.Tensor:
+    return torch.randint(0, 256, (batch, 3, 8, 32, 32), generator=torch.Generator().manual_seed(3), dtype=torch.uint8)
+
+
+def test_registered_and_validates():
+    assert METHODS["m2crl"] is M2CRL
+    plain = VideoViT(image_size=32, patch_size=8, num_frames=4, width=32, depth=1, heads=2)
+    with pytest.raises(ValueError, match="mask token"):
+        M2CRL(plain, MultiViewSampler())
+    with pytest.raises(ValueError, match="global_mask"):
+        tiny(global_mask="saliency")
+
+
+def test_global_masks_keep_visible_tokens_in_the_top_fraction():
+    obj = tiny()
+    views = obj.views(clips(), obj.generators["augment"])
+    _, attention = obj.teacher_forward(views.globals)
+    rows = torch.arange(4)
+    masks = obj.global_masks(views.globals, attention, rows, 4)
+    n = 16  # 32 px / patch 8 = 4 x 4 tokens per step
+    for mask, attn in zip(masks, attention):
+        assert mask.shape == (4, 2, n) and attn.shape == (4, 2, 2, n)  # (B, T', N), attention (B, heads, T', N)
+        assert torch.equal(mask, mask[:, :1].expand_as(mask))  # a tube: the same cells at every step
+        assert (mask[:, 0].sum(dim=1) == round(0.9 * n)).all()  # 14 masked, 2 visible
+        # independent reference: average over heads and frames, the top round(0.6 * N) cells
+        score = attn.mean(dim=(1, 2))
+        top = score.argsort(dim=1, descending=True)[:, :round(0.6 * n)]
+        for b in range(4):
+            visible = set((~mask[b, 0]).nonzero().flatten().tolist())
+            assert visible <= set(top[b].tolist())
+    random = tiny(global_mask="random")
+    r = random.global_masks(views.globals, attention, rows, 4)[0]
+    assert (r[:, 0].sum(dim=1) == 14).all() and torch.equal(r, r[:, :1].expand_as(r))
+
+
+def test_local_masks_ratio():
+    obj = tiny()
+    view = torch.zeros(4, 3, 2, 24, 24)
+    mask = obj._random_masks(view, 0.9, torch.arange(4), 4)
+    assert mask.shape == (4, 1, 9) and (mask.sum(dim=(1, 2)) == round(0.9 * 9)).all()
+
+
+def test_loss_is_the_sum_of_naive_terms():
+    """Loss = DINO (teacher global views -> student unmasked views) + L1 on masked pixels (global, local)."""
+    obj = tiny()
+    batch = {"clips": clips(), "labels": torch.zeros(4, dtype=torch.long)}
+    states = obj.generator_states()
+    loss, metrics = obj(batch)
+    obj.load_generator_states(states)
+    views = obj.views(batch["clips"], obj.generators["augment"])
+    with torch.no_grad():
+        t_logits = [obj.teacher["head"](obj.teacher["encoder"](v)) for v in views.globals]
+        s_logits = [obj.head(obj.encoder(v)) for v in views.globals + views.locals]
+    naive, pairs = 0.0, 0
+    for i, t in enumerate(t_logits):  # centre is zero at the first step
+        q = F.softmax(t / 0.04, dim=-1)
+        for j, s in enumerate(s_logits):
+            if i == j:
+                continue
+            naive += (-q * F.log_softmax(s / 0.1, dim=-1)).sum(dim=-1).mean()
+            pairs += 1
+    assert torch.allclose(metrics["dino"], naive / pairs, rtol=1e-4, atol=1e-5)
+    assert torch.allclose(loss, metrics["dino"] + metrics["rec_global"] + metrics["rec_local"], rtol=1e-5)
+    # reconstruction: recompute the local term by hand with the masks drawn from the same stream
+    _, attention = obj.teacher_forward(views.globals)
+    obj.global_masks(views.globals, attention, torch.arange(4), 4)  # advance the mask stream as forward did
+    local_errors = []
+    with torch.no_grad():
+        for v in views.locals:
+            mask = obj._random_masks(v, 0.9, torch.arange(4), 4)
+            out = obj.encoder(v, mask=mask, return_tokens=True)
+            pred, target = obj.decoder(out.tokens), obj.encoder.patchify(v)
+            per_patch = (pred - target).abs().mean(dim=-1)
+            m = mask.flatten(1).float()
+            local_errors.append((per_patch * m).sum() / m.sum())
+    assert torch.allclose(metrics["rec_local"], torch.stack(local_errors).mean(), rtol=1e-4, atol=1e-6)
+
+
+def test_gradients_reach_the_student_only_and_teacher_follows_by_ema():
+    obj = tiny()
+    obj.configure(10)
+    loss, _ = obj({"clips": clips(), "labels": torch.zeros(4, dtype=torch.long)})
+    loss.backward()
+    assert all(p.grad is None for p in obj.teacher.parameters())
+    for name, module in (("encoder", obj.encoder), ("head", obj.head), ("decoder", obj.decoder)):
+        assert all(p.grad is not None for p in module.parameters() if p.requires_grad), name
+    assert obj.encoder.mask_token.token.grad.abs().sum() > 0
+    before = obj.teacher["encoder"].cls_token.detach().clone()
+    with torch.no_grad():
+        obj.encoder.cls_token.add_(1.0)
+    m = obj.after_step(1)["momentum"]
+    expected = 1.0 - (1.0 - 0.996) * (torch.cos(torch.tensor(torch.pi / 10)) + 1) / 2  # cosine 0.996 -> 1
+    assert m == pytest.approx(float(expected), abs=1e-6)
+    assert torch.allclose(obj.teacher["encoder"].cls_token, m * before + (1 - m) * obj.encoder.cls_token)
+
+
+def test_ablation_without_reconstruction_skips_the_masked_passes():
+    obj = tiny(global_rec_weight=0.0, local_rec_weight=0.0)
+    loss, metrics = obj({"clips": clips(), "labels": torch.zeros(4, dtype=torch.long)})
+    assert "rec_global" not in metrics and torch.allclose(loss, metrics["dino"])
+    masked = tiny(distill_views="masked")
+    loss, metrics = masked({"clips": clips(), "labels": torch.zeros(4, dtype=torch.long)})
+    assert torch.isfinite(loss) and {"dino", "rec_global", "rec_local"} <= set(metrics)
+
+
+TINY_CLI = ["method=m2crl", "data=video", "encoder=video_vit", "steps=2", "batch_size=8", "log_every=1",
+            "threads=1", "progress=false", "data.train_limit=16", "data.test_limit=16", "eval.linear_epochs=2",
+            "method.out_dim=64", "method.hidden_dim=32", "method.bottleneck_dim=16", "encoder.width=32",
+            "encoder.depth=1"]
+
+
+@pytest.mark.slow
+def test_cli_runs_on_the_bundled_set(tmp_path):
+    run_dir = tmp_path / "run"
+    proc = subprocess.run([sys.executable, "-m", "representations.pretrain.cli", *TINY_CLI,
+                           f"hydra.run.dir={run_dir}"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads((run_dir / "eval.json").read_text())
+    assert result["method"] == "m2crl" and result["n_test"] == 16 and 0 <= result["knn_top1"] <= 100
+
+
+def test_cli_bad_video_list_is_one_line(tmp_path):
+    bad = subprocess.run([sys.executable, "-m", "representations.pretrain.cli", *TINY_CLI, "data.source=video_list",
+                          f"data.path={tmp_path}/none.csv", f"hydra.run.dir={tmp_path}/bad"], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=300)
+    lines = [line for line in bad.stderr.strip().splitlines() if line.strip()]
+    assert bad.returncode == 2 and len(lines) == 1 and "clip list not found" in lines[0], bad.stderr
+
+
+@pytest.fixture(scope="module")
+def short_run(tmp_path_factory):
+    """60 steps of the default CPU config on the bundled set, and an untrained encoder under the same probe."""
+    from hydra import compose, initialize_config_module
+    from omegaconf import OmegaConf
+
+    from representations.pretrain.build import build_model_encoder, load_data
+    from representations.pretrain.run import evaluate_encoder, pretrain
+
+    run_dir = tmp_path_factory.mktemp("m2crl") / "run"
+    overrides = ["method=m2crl", "data=video", "encoder=video_vit", "steps=60", "batch_size=32", "log_every=10",
+                 "threads=1", "progress=false", "checkpoint_every=0", "eval.linear_epochs=100"]
+    with initialize_config_module(config_module="configs", version_base="1.3"):
+        cfg = OmegaConf.to_container(compose(config_name="pretrain", overrides=overrides), resolve=True)
+    result = pretrain(cfg, run_dir)
+    header, *rows = (run_dir / "train.csv").read_text().splitlines()
+    log = [dict(zip(header.split(","), map(float, row.split(",")))) for row in rows]
+    train, test = load_data(cfg["data"], 0)
+    torch.manual_seed(0)
+    untrained = build_model_encoder(cfg["encoder"], cfg["method"], 3, 32)
+    return result, log, evaluate_encoder(untrained, train, test, cfg["eval"], "none", 0)
+
+
+@pytest.mark.slow
+def test_short_run_reconstruction_loss_falls(short_run):
+    _, log, _ = short_run
+    for key in ("rec_global", "rec_local"):
+        assert log[-1][key] < 0.8 * log[0][key], key
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="at this CPU budget the DINO loss reaches log(out_dim) (uniform teacher "
+                   "after centring) and the [CLS] probe does not beat an untrained VideoViT; see README")
+def test_short_run_probe_beats_untrained(short_run):
+    result, log, untrained = short_run
+    assert log[-1]["loss"] < log[0]["loss"]
+    assert result["knn_top1"] > untrained["knn_top1"] and result["linear_top1"] > untrained["linear_top1"]

@@ -1,0 +1,188 @@
+"""Video decoding, Endo-FM style layouts, the bundled DeepMimic set and the multi-view clip sampler."""
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from representations.data import DataError
+from representations.data.video import (
+    VideoData,
+    bundled_set_dir,
+    decode_video,
+    load_clips,
+    load_video_splits,
+    parse_clip_list,
+    read_frame_folder,
+    resize_clip,
+    sample_frames,
+    scan_video_folder,
+    write_video,
+)
+from representations.data.video_views import MultiViewConfig, MultiViewSampler, frame_positions
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def moving_square(frames: int = 6, h: int = 32, w: int = 48, colour=(255, 0, 0)) -> np.ndarray:
+    """A coloured 8x8 square moving right by 4 px per frame on black: easy to check after lossy coding."""
+    video = np.zeros((frames, h, w, 3), np.uint8)
+    for t in range(frames):
+        video[t, 12:20, 4 * t:4 * t + 8] = colour
+    return video
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".avi"])
+def test_decode_written_video(tmp_path, suffix):
+    video = moving_square()
+    decoded = decode_video(write_video(tmp_path / f"clip{suffix}", video))
+    assert decoded.shape == video.shape and decoded.dtype == np.uint8
+    assert np.abs(decoded.astype(int) - video).mean() < 3.0  # lossy codec, but the same picture
+    for t in range(video.shape[0]):  # the square is where it was written, in red
+        patch = decoded[t, 13:19, 4 * t + 1:4 * t + 7].astype(int)
+        assert patch[..., 0].mean() > 200 and patch[..., 1:].mean() < 60
+
+
+def test_decode_errors(tmp_path):
+    with pytest.raises(DataError, match="not found"):
+        decode_video(tmp_path / "missing.mp4")
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"not a video at all" * 10)
+    with pytest.raises(DataError, match="cannot decode"):
+        decode_video(bad)
+
+
+def test_frame_folder_is_exact(tmp_path):
+    video = moving_square(frames=3)
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    for t, frame in enumerate(video):  # names sort in frame order
+        Image.fromarray(frame).save(folder / f"img_{t:05d}.png")
+    np.testing.assert_array_equal(read_frame_folder(folder), video)
+
+
+def test_sample_frames_and_resize_by_hand():
+    frames = np.arange(5)[:, None, None, None] * np.ones((1, 2, 2, 3), np.uint8)
+    # linspace(0, 4, 3) = [0, 2, 4]; linspace(0, 4, 8) rounds to [0, 1, 1, 2, 2, 3, 3, 4]
+    assert sample_frames(frames, 3)[:, 0, 0, 0].tolist() == [0, 2, 4]
+    assert sample_frames(frames, 8)[:, 0, 0, 0].tolist() == [0, 1, 1, 2, 2, 3, 3, 4]
+    # 32x48 -> short side 16 (width 24), centre crop columns 4..20 of the resized frame
+    image = np.zeros((1, 32, 48, 3), np.uint8)
+    image[:, :, 24:] = 200  # right half bright
+    out = resize_clip(image, 16)
+    assert out.shape == (3, 1, 16, 16)
+    assert out[0, 0, :, :7].max() == 0 and out[0, 0, :, 9:].min() == 200  # the edge sits at column 8
+
+
+def write_layout(root: Path) -> None:
+    """Endo-FM style: videos and a frame folder, a csv with header and a space-separated txt."""
+    (root / "videos").mkdir(parents=True)
+    write_video(root / "videos" / "a.mp4", moving_square(colour=(255, 0, 0)))
+    write_video(root / "videos" / "b.avi", moving_square(colour=(0, 255, 0)))
+    frames = root / "videos" / "c_frames"
+    frames.mkdir()
+    for t, frame in enumerate(moving_square(frames=4, colour=(0, 0, 255))):
+        Image.fromarray(frame).save(frames / f"{t:03d}.jpg")
+    (root / "train.csv").write_text("path,label\nvideos/a.mp4,0\nvideos/b.avi,1\nvideos/c_frames,2\n")
+    (root / "test.txt").write_text("# comment\nvideos/b.avi 1\nvideos/a.mp4\n")
+
+
+def test_list_layouts(tmp_path):
+    write_layout(tmp_path)
+    train = parse_clip_list(tmp_path / "train.csv")
+    assert [(p.name, label) for p, label in train] == [("a.mp4", 0), ("b.avi", 1), ("c_frames", 2)]
+    test = parse_clip_list(tmp_path / "test.txt")
+    assert [(p.name, label) for p, label in test] == [("b.avi", 1), ("a.mp4", -1)]  # no label = unlabelled
+    tr, te = load_video_splits("video_list", path=str(tmp_path / "train.csv"), test_path=str(tmp_path / "test.txt"),
+                               frames=4, size=16)
+    assert tr.clips.shape == (3, 3, 4, 16, 16) and tr.labels.tolist() == [0, 1, 2]
+    assert te.labels.tolist() == [1, -1]
+    # the dominant colour of each clip survives decoding, sampling and resizing
+    dominant = tr.clips.float().mean(dim=(2, 3, 4)).argmax(dim=1)
+    assert dominant.tolist() == [0, 1, 2]
+    (tmp_path / "bad.csv").write_text("videos/a.mp4,zero\nvideos/b.avi,one\n")
+    with pytest.raises(DataError, match="not an integer"):
+        parse_clip_list(tmp_path / "bad.csv")
+    (tmp_path / "missing.csv").write_text("videos/nope.mp4,0\n")
+    with pytest.raises(DataError, match="not found"):
+        load_video_splits("video_list", path=str(tmp_path / "missing.csv"), frames=2, size=8)
+
+
+def test_class_folder_layout(tmp_path):
+    for cls, colour in (("polyp", (255, 0, 0)), ("normal", (0, 255, 0))):
+        (tmp_path / cls).mkdir()
+        for i in range(2):
+            write_video(tmp_path / cls / f"{i}.mp4", moving_square(colour=colour))
+    entries, classes = scan_video_folder(tmp_path)
+    assert classes == ["normal", "polyp"] and [label for _, label in entries] == [0, 0, 1, 1]
+    data = load_clips(entries, 2, 8, classes)
+    assert isinstance(data, VideoData) and data.clips.shape == (4, 3, 2, 8, 8) and data.num_classes == 2
+    assert data.batch(torch.tensor([3, 0]))["clips"].shape == (2, 3, 2, 8, 8)
+
+
+def test_bundled_set_split_by_time():
+    folder = bundled_set_dir()
+    classes = (folder / "classes.txt").read_text().split()
+    assert len(classes) == 15 and "backflip" in classes and "walk" in classes
+    starts: dict[tuple[str, str], dict[str, list[int]]] = {}
+    for split in ("train", "test"):
+        for path, label in parse_clip_list(folder / f"{split}.csv"):
+            name, cam, file_split, start = path.stem.rsplit("_", 3)
+            assert file_split == split and classes[label] == name and path.is_file()
+            starts.setdefault((name, cam), {"train": [], "test": []})[split].append(int(start))
+    assert len(starts) == 30  # 15 motions x 2 cameras, each with train and test clips
+    for key, s in starts.items():
+        assert s["train"] and s["test"], key
+        assert max(s["train"]) + 8 <= min(s["test"]), key  # 8-frame train windows end before any test window
+    total = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+    assert total < 2_000_000
+
+
+def test_converter_windows_by_hand():
+    spec = importlib.util.spec_from_file_location("convert_video", ROOT / "scripts" / "convert_video.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert module.windows(0, 17, 8, 3) == [(0, 8), (3, 11), (6, 14), (9, 17)]
+    assert module.windows(17, 24, 8, 3) == [(17, 24)]  # a short test span gives one shorter window
+    assert module.windows(5, 5, 8, 3) == []
+
+
+def test_frame_positions_by_hand():
+    # torch.linspace(start, stop, n).long(), as the official temporal_sampling
+    idx = frame_positions(torch.tensor([0.0, 0.7]), torch.tensor([6.3, 7.0]), 4)
+    assert idx.tolist() == [[0, 2, 4, 6], [0, 2, 4, 7]]
+
+
+def test_views_shapes_and_frames():
+    # frame t of every clip has the constant value 10 * t, so a view's pixels tell which frames it took
+    clips = (torch.arange(8) * 10).to(torch.uint8).view(1, 1, 8, 1, 1).expand(3, 3, 8, 16, 16).contiguous()
+    cfg = MultiViewConfig(global_size=16, local_size=8, global_frames=(4, 4), local_frames=(2, 2, 4),
+                          global_offset=0.1, local_span=0.5, global_scale=(1.0, 1.0), local_scale=(0.3, 0.3),
+                          flip_p=0.0, jitter_p=0.0, grey_p=0.0)
+    views = MultiViewSampler(cfg)(clips, torch.Generator().manual_seed(0))
+    assert [tuple(v.shape) for v in views.globals] == [(3, 3, 4, 16, 16)] * 2
+    assert [tuple(v.shape) for v in views.locals] == [(3, 3, 2, 8, 8), (3, 3, 2, 8, 8), (3, 3, 4, 8, 8)]
+    frames = lambda v: (v[:, 0, :, 0, 0] * 255 / 10).round().long()  # noqa: E731
+    assert frames(views.globals[0]).tolist() == [[0, 2, 4, 6]] * 3  # [0, 6.3]
+    assert frames(views.globals[1]).tolist() == [[0, 2, 4, 7]] * 3  # [0.7, 7]
+    for v in views.locals:  # a window of half the clip (3.5 frames), evenly sampled
+        f = frames(v)
+        assert ((f[:, -1] - f[:, 0]) <= 4).all() and ((f[:, -1] - f[:, 0]) >= 3).all()
+        assert (f.diff(dim=1) >= 0).all() and (f >= 0).all() and (f <= 7).all()
+
+
+def test_views_share_one_augmentation_over_frames():
+    gen = torch.Generator().manual_seed(1)
+    frame = torch.randint(0, 256, (4, 3, 1, 24, 24), generator=gen, dtype=torch.uint8)
+    clips = frame.expand(4, 3, 6, 24, 24).contiguous()  # a still clip
+    cfg = MultiViewConfig(global_size=16, local_size=8, global_frames=(3, 3), local_frames=(2,),
+                          jitter_p=1.0, grey_p=0.5, flip_p=0.5)
+    views = MultiViewSampler(cfg)(clips, torch.Generator().manual_seed(2))
+    for v in views.globals + views.locals:  # one crop / flip / jitter for every frame of a view
+        assert torch.allclose(v, v[:, :, :1].expand_as(v))
+    assert not torch.allclose(views.globals[0], views.globals[1])  # the two views differ
+    again = MultiViewSampler(cfg)(clips, torch.Generator().manual_seed(2))  # same seed, same views
+    assert all(torch.equal(a, b) for a, b in zip(views.globals + views.locals, again.globals + again.locals))

@@ -1,9 +1,9 @@
 """Pretraining methods: one ``nn.Module`` per method, ``forward(batch) -> (loss, metrics)``."""
 
-from .base import INPUT_FILTERS, Batch, Objective, encoder_features, encoder_scale, pooled
+from .base import INPUT_FILTERS, Batch, Objective, encode_with_map, encoder_features, encoder_scale, normalise, pooled
 from .masked_moco import FILL_MODES, MoCoMask, MoCoSaliency, fill_settings
 from .micl import MiCL
-from .moco import MoCo, moco_logits
+from .moco import Masked, MoCo, Views
 
 METHODS: dict[str, type[Objective]] = {
     "moco": MoCo,
@@ -17,14 +17,17 @@ __all__ = [
     "INPUT_FILTERS",
     "METHODS",
     "Batch",
+    "Masked",
     "MiCL",
     "MoCo",
     "MoCoMask",
     "MoCoSaliency",
     "Objective",
+    "Views",
+    "encode_with_map",
     "encoder_features",
     "encoder_scale",
     "fill_settings",
-    "moco_logits",
+    "normalise",
     "pooled",
 ]

@@ -115,10 +115,6 @@ class Objective(nn.Module):
             return high_pass(x, *self.highpass)
         return x
 
-    def encode(self, encoder: nn.Module, x: torch.Tensor) -> torch.Tensor:
-        """Run ``encoder`` on prepared inputs, scaled for encoders that expect 0..255."""
-        return pooled(encoder(x * encoder_scale(encoder)))
-
     def features(self, images: torch.Tensor) -> torch.Tensor:
         """Evaluation features of un-augmented uint8 images, in the training input domain."""
         return encoder_features(self.encoder, images, self.input_filter, self.highpass)

@@ -46,6 +46,8 @@ VARIANTS: dict[str, list[str]] = {
     "moco_saliency/blur": ["method=moco_saliency", "method.fill=blur"],
     "moco_saliency/mean": ["method=moco_saliency", "method.fill=mean"],
     "micl": ["method=micl", *MICL_ENCODER],
+    # two-stage recipe: saliency from a frozen stage-1 moco encoder (--saliency-network)
+    "moco_saliency/highpass, frozen moco net": ["method=moco_saliency", "method.fill=highpass"],
 }
 OUT = ROOT / "benchmarks" / "results" / "pretrain_fashion_mnist"
 T_975 = {1: 12.706, 2: 4.303, 3: 3.182, 4: 2.776, 5: 2.571, 6: 2.447, 7: 2.365, 8: 2.306, 9: 2.262}
@@ -63,6 +65,10 @@ def compose(overrides: list[str]) -> dict[str, Any]:
 
 def overrides_for(name: str, args: argparse.Namespace) -> list[str]:
     encoder = [] if name == "micl" else ENCODER
+    if name.endswith("frozen moco net"):
+        if not getattr(args, "saliency_network", None):
+            raise SystemExit(f"{name} needs --saliency-network RUN/encoder.pt (a finished moco run)")
+        encoder = [*encoder, f"method.saliency.network={args.saliency_network}"]
     return [*VARIANTS[name], *encoder, *AUGMENT, f"steps={args.steps}", f"batch_size={args.batch_size}",
             "threads=1", "progress=false", "log_every=100", "checkpoint_every=0", "keep_checkpoints=1",
             f"eval.train_limit={args.eval_train}", f"eval.test_limit={args.eval_test}"]
@@ -92,7 +98,8 @@ def run(args: argparse.Namespace) -> None:
 
     for seed in args.seeds:
         for name in args.variants:
-            run_dir = f"{args.runs_dir}/{name.replace('/', '_')}_s{seed}_{args.steps}"
+            slug = name.replace("/", "_").replace(", ", "_").replace(" ", "_")
+            run_dir = f"{args.runs_dir}/{slug}_s{seed}_{args.steps}"
             cfg = compose([*overrides_for(name, args), f"seed={seed}"])
             began = time.time()
             result = pretrain(cfg, run_dir)
@@ -135,9 +142,14 @@ def references(args: argparse.Namespace) -> None:
         encoder = build_model_encoder(cfg["encoder"], cfg["method"], 1, 28)
         rows["untrained conv encoder (256-d)"].append(evaluate_encoder(encoder, train, test, eval_cfg, "none", seed))
         print(seed, {k: v[-1] for k, v in rows.items()}, flush=True)
-    with result_file() as result:
-        result["references"] = {name: {key: stats([r[key] for r in entries]) for key in ("knn_top1", "linear_top1")}
-                                | {"seeds": args.seeds} for name, entries in rows.items()}
+    with result_file() as result:  # per-seed values accumulate across calls (seeds run separately)
+        per_seed = result.setdefault("references_by_seed", {})
+        for name, entries in rows.items():
+            for seed, entry in zip(args.seeds, entries):
+                per_seed.setdefault(name, {})[str(seed)] = {k: entry[k] for k in ("knn_top1", "linear_top1")}
+        result["references"] = {
+            name: {key: stats([e[key] for e in by_seed.values()]) for key in ("knn_top1", "linear_top1")}
+            | {"seeds": sorted(int(s) for s in by_seed)} for name, by_seed in per_seed.items()}
 
 
 def timing(args: argparse.Namespace) -> None:
@@ -170,10 +182,10 @@ def timing(args: argparse.Namespace) -> None:
         gens = {"augment": torch.Generator().manual_seed(0), "mask": torch.Generator().manual_seed(1)}
         obj = build_objective(cfg["method"], encoder, build_augment(cfg["data"], 28), gens, torch.device("cpu"))
         params = [(n, p) for n, p in obj.named_parameters() if p.requires_grad]
-        steps[name] = (obj.train(), build_optimizer(params, TrainerConfig(steps=1, lr=0.03)), [], [])
+        steps[name] = (obj.train(), build_optimizer(params, TrainerConfig(steps=1, lr=0.03)), [], [], [])
     for i in range(args.timing_rounds + 3):
         images = data.images[i * args.batch_size:(i + 1) * args.batch_size]
-        for obj, opt, times, mask_times in steps.values():
+        for obj, opt, times, mask_times, saliency_times in steps.values():
             began = time.perf_counter()
             loss, _ = obj({"images": images})
             opt.zero_grad(set_to_none=True)
@@ -187,13 +199,18 @@ def timing(args: argparse.Namespace) -> None:
                     began = time.perf_counter()
                     obj.mask_views(views)
                     mask_times.append(time.perf_counter() - began)
+                    began = time.perf_counter()
+                    if hasattr(obj, "foregrounds"):  # the saliency forwards inside mask_views
+                        obj.foregrounds(views)
+                    saliency_times.append(time.perf_counter() - began)
     base = statistics.median(steps["moco"][2])
     table = {}
-    for name, (_, _, times, mask_times) in steps.items():
+    for name, (_, _, times, mask_times, saliency_times) in steps.items():
         step = statistics.median(times)
+        masking = statistics.median([m - s for m, s in zip(mask_times, saliency_times)])
         table[name] = {"median_step_s": round(step, 4), "ratio_to_moco": round(step / base, 3),
-                       "mask_and_fill_s": round(statistics.median(mask_times), 4),
-                       "mask_and_fill_share_of_step": round(statistics.median(mask_times) / step, 3)}
+                       "saliency_forward_s": round(statistics.median(saliency_times), 4),
+                       "mask_and_fill_s": round(masking, 4), "mask_and_fill_share_of_step": round(masking / step, 3)}
         print(name, table[name], flush=True)
     with result_file() as result:
         result["timing"] = {"batch_size": args.batch_size, "rounds": args.timing_rounds, "encoder": ENCODER,
@@ -236,6 +253,7 @@ def markdown(result: dict[str, Any]) -> str:
         for (name, steps, batch), rows in sorted(groups.items(), key=lambda kv: (-kv[0][1], order.index(kv[0][0]))):
             method, _, fill = name.partition("/")
             encoder = "ViT 96x4, patch 2" if method == "micl" else "conv 4x32, fc 256"
+            fill = fill.replace(", frozen moco net", " (saliency: frozen stage-1 moco encoder)")
             knn, lin = stats([r["knn_top1"] for r in rows]), stats([r["linear_top1"] for r in rows])
             wall = statistics.mean(r["wall_s"] for r in rows)
             lines.append(f"| {method} | {fill or '-'} | {encoder} | {steps} x {batch} | {_cell(knn)} | "
@@ -245,12 +263,14 @@ def markdown(result: dict[str, Any]) -> str:
     if timing_result:
         lines += [f"Step time relative to moco (one process, variants interleaved step by step on the same "
                   f"batches of {timing_result['batch_size']}, median of {timing_result['rounds']} steps); "
-                  "mask + fill = the masking variant's `mask_views` alone (saliency forwards included):", "",
-                  "| variant | median step (s) | ratio to moco | mask + fill (s) | share of step |",
-                  "|---|---|---|---|---|"]
+                  "saliency = the no-grad saliency forwards; mask + fill = the rest of `mask_views` (drawing "
+                  "the masks and filling them):", "",
+                  "| variant | median step (s) | ratio to moco | saliency forwards (s) | mask + fill (s) | "
+                  "mask + fill share of step |", "|---|---|---|---|---|---|"]
         for name, e in timing_result["table"].items():
             lines.append(f"| {name} | {e['median_step_s']:.4f} | {e['ratio_to_moco']:.3f} | "
-                         f"{e['mask_and_fill_s']:.4f} | {e['mask_and_fill_share_of_step']:.3f} |")
+                         f"{e['saliency_forward_s']:.4f} | {e['mask_and_fill_s']:.4f} | "
+                         f"{e['mask_and_fill_share_of_step']:.3f} |")
         lines.append("")
     return "\n".join(lines)
 
@@ -266,6 +286,8 @@ def main() -> None:
     parser.add_argument("--eval-test", type=int, default=10000)
     parser.add_argument("--timing-rounds", type=int, default=10)
     parser.add_argument("--runs-dir", default=os.environ.get("MCRL_BENCH_RUNS", "/tmp/mcrl_pretrain_fmnist"))
+    parser.add_argument("--saliency-network", default=None,
+                        help="stage-1 encoder.pt for the 'frozen moco net' variant (the moco run of the same seed)")
     parser.add_argument("--quick", action="store_true", help="smoke run: small eval, nothing written")
     args = parser.parse_args()
     if args.quick:

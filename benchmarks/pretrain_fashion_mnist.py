@@ -25,6 +25,7 @@ import os
 import platform
 import statistics
 import sys
+import tempfile
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -78,7 +79,7 @@ def overrides_for(name: str, args: argparse.Namespace) -> list[str]:
 def result_file():
     """Read-modify-write of the result JSON under an exclusive lock; rewrites the markdown too."""
     OUT.parent.mkdir(parents=True, exist_ok=True)
-    with open(OUT.with_suffix(".lock"), "w") as lock:
+    with open(Path(tempfile.gettempdir()) / "mcrl_pretrain_fashion_mnist.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         path = OUT.with_suffix(".json")
         result = json.loads(path.read_text()) if path.is_file() else {}

@@ -20,6 +20,8 @@ import torch
 
 from representations.encoders.conv import ConvEncoder
 from representations.masking import (
+    QUERY_RECIPE,
+    RECIPE_DRAWS,
     apply_bert_replacement,
     apply_patch_mask,
     attention_tube_mask,
@@ -28,6 +30,7 @@ from representations.masking import (
     frame_mask,
     hard_negative_mask,
     high_pass,
+    noise_recipe_fill,
     random_patch_mask,
     random_tube_mask,
     saliency_guided_mask,
@@ -69,6 +72,8 @@ def build_cases(
     grid = fg.shape[-1]
     query_mask = saliency_guided_mask(fg, (0.05, 0.25), generator=g)
     high_passed = high_pass(obs)
+    channel_cells = saliency_guided_mask(fg.repeat_interleave(obs.shape[1], 0), (0.05, 0.25), generator=g)
+    channel_cells = channel_cells.view(BATCH, obs.shape[1], grid, grid)
     seq_features = torch.randn(16, 32, 50, device=device)  # M-CURL: 16 sequences x 32 steps = 512 steps
     selected = frame_mask(16, 32, 0.5, generator=g, device=device)
     plan = bert_replacement_plan(selected, generator=g)
@@ -104,11 +109,18 @@ def build_cases(
             "uint8 obs, per-image channel mean", lambda: apply_patch_mask(obs, query_mask, "mean")
         ),
         "apply_patch_mask[blur]": (
-            "uint8 obs, Gaussian k31 sigma10", lambda: apply_patch_mask(obs, query_mask, "blur")
+            "uint8 obs, Gaussian k31 sigma10 (fast_blur: half resolution)",
+            lambda: apply_patch_mask(obs, query_mask, "blur"),
         ),
         "apply_patch_mask[noise]": (
             "float high-pass obs, Gaussian noise (channel mean/std)",
             lambda: apply_patch_mask(high_passed, query_mask, "noise", generator=g),
+        ),
+        "noise_recipe_fill": (
+            "float high-pass obs, official recipe (focal / spatial / channel-wise, N(0, 0.18))",
+            lambda: noise_recipe_fill(high_passed, channel_cells, QUERY_RECIPE,
+                                      torch.rand(BATCH, RECIPE_DRAWS, generator=g, device=device),
+                                      torch.randn(obs.shape[1], 12, 12, generator=g, device=device)),
         ),
         "high_pass": ("x - blur(x), k11 sigma5, uint8 -> float", lambda: high_pass(obs)),
         "frame_mask+bert_plan": (

@@ -10,7 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-SIMILARITIES = ("dot", "cosine")
+SIMILARITIES = ("dot", "cosine", "tvmf")
+HARD_MODES = ("logit", "term")
 
 
 # ----------------------------------------------------------------------------------------- InfoNCE
@@ -23,6 +24,9 @@ def _check_info_nce(
     similarity: str,
     weight: torch.Tensor | None,
     extra_negatives: torch.Tensor | None,
+    hard_negatives: torch.Tensor | None = None,
+    hard_negative_weight: float = 1.0,
+    hard_mode: str = "logit",
 ) -> None:
     if similarity not in SIMILARITIES:
         raise ValueError(f"unknown similarity {similarity!r}; expected one of {', '.join(SIMILARITIES)}")
@@ -46,6 +50,19 @@ def _check_info_nce(
                 f"extra_negatives must be (K, {dim}) shared or ({query.shape[0]}, K, {dim}) per query, "
                 f"got {shape}"
             )
+    if hard_negatives is not None:
+        shape = tuple(hard_negatives.shape)
+        if not (len(shape) in (2, 3) and shape[0] == query.shape[0] and shape[-1] == dim):
+            raise ValueError(f"hard_negatives must be ({query.shape[0]}, {dim}) or ({query.shape[0]}, K, {dim}), "
+                             f"got {shape}")
+        if hard_mode not in HARD_MODES:
+            raise ValueError(f"hard_mode must be 'logit' or 'term', got {hard_mode!r}")
+        if hard_mode == "term" and not hard_negative_weight > 0:
+            raise ValueError(f"hard_negative_weight must be > 0 in 'term' mode, got {hard_negative_weight}")
+
+
+def _tvmf(cos: torch.Tensor, kappa: float) -> torch.Tensor:
+    return 0.5 * (1.0 + cos) / (1.0 + kappa * (1.0 - cos))
 
 
 def info_nce_logits(
@@ -57,29 +74,68 @@ def info_nce_logits(
     weight: torch.Tensor | None = None,
     extra_negatives: torch.Tensor | None = None,
     extra_negative_weight: float = 1.0,
+    batch_negatives: bool = True,
+    hard_negatives: torch.Tensor | None = None,
+    hard_negative_weight: float = 1.0,
+    hard_mode: str = "logit",
+    kappa: float = 1.0 / 64,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Logits (B, B + K) and labels (B,) of the InfoNCE classification problem.
+    """Logits (B, P + K + H) and labels (B,) of the InfoNCE classification problem.
 
-    Column j < B scores query i against key j (the positive is j = i); columns B.. score query i
-    against the extra negatives, multiplied by ``extra_negative_weight`` before the temperature.
-    ``labels`` = arange(B), so ``(logits.argmax(1) == labels).float().mean()`` is the accuracy.
+    ``similarity="tvmf"`` is MiCL's t-vMF similarity of L2-normalised vectors,
+    0.5 (1 + cos) / (1 + kappa (1 - cos)) (``kappa`` = 1/64 in the official code): in [0, 1],
+    1 at cos = 1, more peaked around cos = 1 as kappa grows; kappa = 0 is (1 + cos) / 2.
+
+    Columns, in order: the keys (P = B, query i against key j, positive j = i; or P = 1, only the
+    own key, when ``batch_negatives=False`` as in MoCo, whose negatives are its queue); the extra
+    negatives (K; a shared (K, D) queue or per-query (B, K, D)), multiplied by
+    ``extra_negative_weight`` before the temperature; the hard negatives (H; per query, (B, D) or
+    (B, H, D)) weighted by alpha = ``hard_negative_weight``: ``hard_mode="logit"`` multiplies the
+    similarity inside the logit, alpha * s / t (the saliency paper's official code), ``"term"``
+    multiplies the term, alpha * exp(s / t), i.e. adds log(alpha) to the logit. ``labels`` holds the
+    positive's column, so ``(logits.argmax(1) == labels).float().mean()`` is the accuracy.
     """
-    _check_info_nce(query, keys, temperature, similarity, weight, extra_negatives)
-    if similarity == "cosine":
+    _check_info_nce(query, keys, temperature, similarity, weight, extra_negatives, hard_negatives,
+                    hard_negative_weight, hard_mode)
+    if similarity == "tvmf" and weight is not None:
+        raise ValueError("similarity='tvmf' takes no bilinear weight")
+    if similarity == "tvmf" and not kappa >= 0:
+        raise ValueError(f"kappa must be >= 0, got {kappa}")
+    if similarity in ("cosine", "tvmf"):
         query = F.normalize(query, dim=-1)
         keys = F.normalize(keys, dim=-1)
         if extra_negatives is not None:
             extra_negatives = F.normalize(extra_negatives, dim=-1)
+        if hard_negatives is not None:
+            hard_negatives = F.normalize(hard_negatives, dim=-1)
     projected = query if weight is None else query @ weight
-    logits = projected @ keys.T
+    if batch_negatives:
+        parts = [projected @ keys.T]
+        labels = torch.arange(query.shape[0], device=query.device)
+    else:
+        parts = [(projected * keys).sum(dim=1, keepdim=True)]
+        labels = torch.zeros(query.shape[0], dtype=torch.long, device=query.device)
     if extra_negatives is not None:
         if extra_negatives.dim() == 2:
             extra = projected @ extra_negatives.T
         else:
             extra = torch.einsum("bd,bkd->bk", projected, extra_negatives)
-        logits = torch.cat([logits, extra * extra_negative_weight], dim=1)
-    labels = torch.arange(query.shape[0], device=query.device)
-    return logits / temperature, labels
+        parts.append(extra * extra_negative_weight)
+    logits = torch.cat(parts, dim=1)
+    if similarity == "tvmf":
+        logits = _tvmf(logits, kappa)
+    logits = logits / temperature
+    if hard_negatives is not None:
+        hard = hard_negatives if hard_negatives.dim() == 3 else hard_negatives[:, None]
+        sim = torch.einsum("bd,bkd->bk", projected, hard)
+        if similarity == "tvmf":
+            sim = _tvmf(sim, kappa)
+        if hard_mode == "logit":
+            hard_logits = sim * hard_negative_weight / temperature
+        else:
+            hard_logits = sim / temperature + math.log(hard_negative_weight)
+        logits = torch.cat([logits, hard_logits], dim=1)
+    return logits, labels
 
 
 def info_nce(
@@ -92,39 +148,48 @@ def info_nce(
     extra_negatives: torch.Tensor | None = None,
     extra_negative_weight: float = 1.0,
     symmetric: bool = False,
+    batch_negatives: bool = True,
+    hard_negatives: torch.Tensor | None = None,
+    hard_negative_weight: float = 1.0,
+    hard_mode: str = "logit",
+    kappa: float = 1.0 / 64,
 ) -> torch.Tensor:
-    """Mean InfoNCE loss: each query must pick its own key (same row) among all keys of the batch.
+    """Mean InfoNCE loss: each query must pick its own key among the negatives.
 
-    loss_i = -s(q_i, k_i)/t + log( sum_j exp(s(q_i, k_j)/t) + sum_n exp(alpha * s(q_i, n)/t) ),
-    with s = q . k ("dot"), cos(q, k) ("cosine", all vectors L2-normalised first) or q W k^T when
+    loss_i = -s(q_i, k_i)/t + log( sum_j exp(s(q_i, k_j)/t) + sum_n exp(beta * s(q_i, n)/t)
+                                   + sum_h exp(alpha * s(q_i, h)/t) ),
+    with s = q . k ("dot"), cos(q, k) ("cosine", all vectors L2-normalised first), MiCL's t-vMF
+    0.5 (1 + cos) / (1 + kappa (1 - cos)) ("tvmf"), or q W k^T when
     ``weight`` W is given (CURL's bilinear form, applied after normalisation). The other keys of the
-    batch are the negatives; ``extra_negatives`` n add more, shared (K, D) (a MoCo queue) or per
-    query (B, K, D) (hard negatives).
-
-    ``extra_negative_weight`` alpha scales the extra negatives' similarity inside the exponent,
-    exp(alpha * s / t), i.e. their logits are multiplied by alpha. For the hard negatives of Chin et
-    al. (WACV 2024) alpha = 2 makes the hard negative count as if it were twice as similar. (The
-    paper's equation could not be checked here; if it weights the term outside the exponent,
-    alpha * exp(s / t), pass ``extra_negative_weight=1`` and add log(alpha) to those logits via
-    ``info_nce_logits`` instead.)
+    batch are negatives unless ``batch_negatives=False`` (MoCo: only the queue). ``extra_negatives``
+    n (weight beta = ``extra_negative_weight``) are shared (K, D) (a MoCo queue) or per query
+    (B, K, D). ``hard_negatives`` h are per query, weighted by alpha = ``hard_negative_weight``
+    inside the logit as above (``hard_mode="logit"``, Chin et al. WACV 2024's official code,
+    ``moco/builder.py``: the hard negative's similarity times alpha, then divided by T) or on the
+    term, alpha * exp(s/t) (``hard_mode="term"``). This is the one place hard negatives are weighted.
 
     Cross-entropy over logits (logsumexp with max subtraction) keeps this stable for large logits.
     ``symmetric=True`` averages this with the keys -> queries direction (keys as anchors against all
-    queries, W transposed, the same extra negatives).
+    queries, W transposed, the same extra and hard negatives).
     """
     options = dict(
         temperature=temperature,
         similarity=similarity,
         extra_negatives=extra_negatives,
         extra_negative_weight=extra_negative_weight,
+        batch_negatives=batch_negatives,
+        hard_negatives=hard_negatives,
+        hard_negative_weight=hard_negative_weight,
+        hard_mode=hard_mode,
+        kappa=kappa,
     )
     logits, labels = info_nce_logits(query, keys, weight=weight, **options)
     loss = F.cross_entropy(logits, labels)
     if not symmetric:
         return loss
     back_weight = None if weight is None else weight.T
-    logits_back, _ = info_nce_logits(keys, query, weight=back_weight, **options)
-    return 0.5 * (loss + F.cross_entropy(logits_back, labels))
+    logits_back, labels_back = info_nce_logits(keys, query, weight=back_weight, **options)
+    return 0.5 * (loss + F.cross_entropy(logits_back, labels_back))
 
 
 # -------------------------------------------------------------------------------------------- DINO

@@ -34,7 +34,7 @@ def tiny_conv() -> ConvEncoder:
 
 
 def tiny_vit() -> ViT:
-    return ViT(image_size=28, patch_size=2, in_channels=1, width=32, depth=2, heads=2, num_cls=2)
+    return ViT(image_size=28, patch_size=2, in_channels=1, width=32, depth=2, heads=2, positions="sincos")
 
 
 def augment(size: int = 28) -> BatchAugment:

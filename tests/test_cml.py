@@ -154,8 +154,7 @@ def _cli(args, cwd):
 
 
 TINY = ["steps=3", "batch_size=16", "log_every=1", "checkpoint_every=0", "threads=1", "progress=false",
-        "encoder.channels=[8,16]", "encoder.kernel_t=3", "method.queue_size=32", "method.num_prototypes=8",
-        "eval.linear_epochs=2"]
+        "encoder.channels=[8,16]", "encoder.kernel_t=3", "method.queue_size=32", "method.num_prototypes=8"]
 
 
 def test_cli_cml_on_mocap_and_bad_pairings(tmp_path):
@@ -171,7 +170,7 @@ def test_cli_cml_on_mocap_and_bad_pairings(tmp_path):
     assert isinstance(load_pretrained(run_dir / "encoder.pt"), STGCN)
     from representations.pretrain.run import evaluate_run  # what mcrl-pretrain-eval RUN_DIR calls
 
-    again = evaluate_run(run_dir, {"linear_epochs": 2})
+    again = evaluate_run(run_dir)
     assert again["knn_top1"] == result["knn_top1"] and json.loads((run_dir / "eval.json").read_text()) == again
     proc = _cli(["method=cml", "data=fashion_mnist", *TINY, f"hydra.run.dir={tmp_path / 'bad'}"], tmp_path)
     lines = [line for line in proc.stderr.strip().splitlines() if line.strip()]

@@ -39,7 +39,7 @@ def _methods():
     return {
         "moco": (lambda: MoCo(_conv(), augment(), **kw), "sgd", 0.1),
         "moco_saliency": (lambda: MoCoSaliency(_conv(), augment(), fill="zero", **kw), "sgd", 0.1),
-        "micl": (lambda: MiCL(vit, augment(), dim=8, hidden_dim=16, generators=generators(3)), "adamw", 1e-3),
+        "micl": (lambda: MiCL(vit, augment(), generators=generators(3)), "adamw", 1e-3),
     }
 
 
@@ -98,7 +98,7 @@ def test_torchrun_cli(tmp_path):
             str(_free_port()), "-m", "representations.pretrain.cli", "encoder=conv", "encoder.num_layers=2",
             "encoder.num_filters=8", "steps=6", "batch_size=32", "threads=1", "progress=false",
             "data.train_limit=512", "method.queue_size=128", "eval.train_limit=300", "eval.test_limit=100",
-            "eval.linear_epochs=2", f"hydra.run.dir={run_dir}"]
+            f"hydra.run.dir={run_dir}"]
     proc = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
     assert (run_dir / "eval.json").is_file() and (run_dir / "encoder.pt").is_file()

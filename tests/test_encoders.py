@@ -385,3 +385,15 @@ def test_torch_compile_inductor_vit() -> None:
         pytest.skip(f"inductor unavailable here: {type(exc).__name__}: {exc}")
     assert torch.allclose(out, enc(x), atol=1e-4)
     assert time.perf_counter() - start < 600
+
+
+def test_resnet_small_pool_keeps_a_coarse_layout():
+    from representations.encoders import ResNetSmall
+
+    torch.manual_seed(0)
+    net = ResNetSmall(in_channels=1, image_size=28, widths=(8, 16), blocks=(1, 1), stem_stride=2, pool=2).eval()
+    x = torch.rand(3, 1, 28, 28)
+    conv_map = net.conv_features(x)  # (3, 16, 7, 7)
+    want = torch.stack([conv_map[..., r0:r1, c0:c1].mean(dim=(-2, -1))  # adaptive pooling cells of a 7x7 map
+                        for r0, r1 in ((0, 4), (3, 7)) for c0, c1 in ((0, 4), (3, 7))], dim=-1).flatten(1)
+    assert net.feature_dim == 64 and torch.allclose(net(x), want, atol=1e-6)

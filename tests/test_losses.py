@@ -7,6 +7,7 @@ import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from representations.losses import (
     DINOLoss,
@@ -372,3 +373,38 @@ def test_reconstruction_rejects_bad_inputs(kwargs, match):
     args.update(kwargs)
     with pytest.raises(ValueError, match=match):
         masked_reconstruction_loss(args.pop("pred"), args.pop("target"), args.pop("mask"), **args)
+
+
+def test_moco_form_with_hard_negatives_matches_the_official_builder():
+    """builder.py: logits = cat([q.k, q.queue, alpha * q.t]) / T, label 0 ("logit" mode); the
+    "term" mode adds log(alpha) to the hard logit instead (alpha * exp(s / T) in the denominator)."""
+    gen = torch.Generator().manual_seed(3)
+    q, k = (F.normalize(torch.randn(5, 8, generator=gen), dim=1) for _ in range(2))
+    queue = F.normalize(torch.randn(7, 8, generator=gen), dim=1)
+    hard = F.normalize(torch.randn(5, 8, generator=gen), dim=1)
+    alpha, temp = 2.0, 0.2
+    for mode in ("logit", "term"):
+        got = info_nce(q, k, temperature=temp, batch_negatives=False, extra_negatives=queue, hard_negatives=hard,
+                       hard_negative_weight=alpha, hard_mode=mode)
+        want = 0.0
+        for i in range(5):
+            pos = float(q[i] @ k[i]) / temp
+            negs = [float(q[i] @ n) / temp for n in queue]
+            s = float(q[i] @ hard[i])
+            hard_logit = alpha * s / temp if mode == "logit" else s / temp + math.log(alpha)
+            terms = [pos, *negs, hard_logit]
+            want += -pos + math.log(sum(math.exp(t) for t in terms))
+        assert got.item() == pytest.approx(want / 5, rel=1e-5), mode
+    logits, labels = info_nce_logits(q, k, batch_negatives=False, extra_negatives=queue, hard_negatives=hard)
+    assert logits.shape == (5, 1 + 7 + 1) and (labels == 0).all()
+
+
+def test_tvmf_similarity_is_the_micl_formula():
+    """compute_tSP of models_mae.py: 0.5 (1 + s) / (1 + kappa (1 - s)) / T on cosine s."""
+    gen = torch.Generator().manual_seed(4)
+    q, k = torch.randn(6, 5, generator=gen), torch.randn(6, 5, generator=gen)
+    logits, _ = info_nce_logits(q, k, temperature=0.07, similarity="tvmf", kappa=1 / 64)
+    s = F.normalize(q, dim=1) @ F.normalize(k, dim=1).T
+    assert torch.allclose(logits, 0.5 * (1 + s) / (1 + (1 - s) / 64) / 0.07, atol=1e-5)
+    with pytest.raises(ValueError, match="bilinear"):
+        info_nce_logits(q, k, similarity="tvmf", weight=torch.eye(5))

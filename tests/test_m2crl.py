@@ -130,7 +130,7 @@ def test_ablation_without_reconstruction_skips_the_masked_passes():
 
 
 TINY_CLI = ["method=m2crl", "data=video", "encoder=video_vit", "steps=2", "batch_size=8", "log_every=1",
-            "threads=1", "progress=false", "data.train_limit=16", "data.test_limit=16", "eval.linear_epochs=2",
+            "threads=1", "progress=false", "data.train_limit=16", "data.test_limit=16",
             "method.out_dim=64", "method.hidden_dim=32", "method.bottleneck_dim=16", "encoder.width=32",
             "encoder.depth=1"]
 
@@ -164,7 +164,7 @@ def short_run(tmp_path_factory):
 
     run_dir = tmp_path_factory.mktemp("m2crl") / "run"
     overrides = ["method=m2crl", "data=video", "encoder=video_vit", "steps=60", "batch_size=32", "log_every=10",
-                 "threads=1", "progress=false", "checkpoint_every=0", "eval.linear_epochs=100"]
+                 "threads=1", "progress=false", "checkpoint_every=0"]
     with initialize_config_module(config_module="configs", version_base="1.3"):
         cfg = OmegaConf.to_container(compose(config_name="pretrain", overrides=overrides), resolve=True)
     result = pretrain(cfg, run_dir)

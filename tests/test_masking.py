@@ -18,6 +18,7 @@ from representations.masking import (
     attention_tube_mask,
     bert_replacement_plan,
     body_part_mask,
+    fast_blur,
     frame_mask,
     gaussian_blur,
     hard_negative_mask,
@@ -122,7 +123,9 @@ def test_apply_patch_mask_fills_only_masked_pixels(fill, dtype):
         mean = images.double().mean((2, 3), keepdim=True).expand_as(images)
         assert (out[pixel].double() - mean[pixel]).abs().max() <= 0.5 + 1e-4
     elif fill == "blur":
-        assert torch.equal(out[pixel], gaussian_blur(images, 31, 10.0)[pixel])
+        want = fast_blur(images, 31, 10.0)
+        want = want.round().clamp(0, 255).to(images.dtype) if images.dtype == torch.uint8 else want
+        assert torch.equal(out[pixel], want[pixel])
     else:
         assert not torch.equal(out[pixel], images[pixel])
         again = apply_patch_mask(images, mask, fill, generator=gen(3))
@@ -317,7 +320,7 @@ def test_body_part_mask_custom_map_and_range():
 @pytest.mark.parametrize("num_tokens,ratio", [(196, 0.9), (49, 0.75), (10, 0.5)])
 def test_split_visible_groups_disjoint_sorted(num_tokens, ratio):
     idx_a, idx_b = split_visible_groups(16, num_tokens, ratio, generator=gen())
-    n = (num_tokens - round(ratio * num_tokens)) // 2
+    n = int(num_tokens * (1 - ratio)) // 2 * 2 // 2  # official: len_keep = int(L * (1 - r)) // 2 * 2, halved
     assert idx_a.shape == idx_b.shape == (16, n) and idx_a.dtype == torch.long
     assert (idx_a.diff(dim=1) > 0).all() and (idx_b.diff(dim=1) > 0).all()
     both = torch.cat([idx_a, idx_b], 1)
@@ -394,3 +397,66 @@ def test_ratios_outside_unit_interval_raise(bad):
             split_visible_groups(2, 8, bad)
         with pytest.raises(ValueError, match="top_fraction"):
             attention_tube_mask(torch.rand(2, 1, 1, 8), 0.5, bad)
+
+
+# ------------------------------------------------------------ the official high-pass noise recipe
+
+def _recipe_inputs(b=4, c=3, size=28, grid=7, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    images = torch.randn(b, c, size, size, generator=gen)
+    cells = torch.rand(b, c, grid, grid, generator=gen) < 0.3
+    noise = torch.randn(c, size // grid, size // grid, generator=gen)
+    return images, cells, noise
+
+
+def test_noise_recipe_query_focal_keeps_a_square_and_noises_the_rest():
+    from representations.masking import QUERY_RECIPE, noise_recipe_fill
+
+    images, cells, noise = _recipe_inputs()
+    draws = torch.tensor([[0.1, 0.9, 0.0, 0.0]] * 4)  # focal (0.1 < 0.2), square at the top-left
+    out, pixels = noise_recipe_fill(images, cells, QUERY_RECIPE, draws, noise)
+    side = round(200 / 224 * 28)  # the official crop 200 of 224
+    inside = torch.zeros(28, 28, dtype=torch.bool)
+    inside[:side, :side] = True
+    assert torch.equal(pixels, (~inside).expand(4, 3, 28, 28))
+    assert torch.equal(out[..., :side, :side], images[..., :side, :side])
+    tiled = 0.18 * noise.repeat(1, 7, 7)  # one 4x4 patch repeated in every cell, N(0, 0.18)
+    assert torch.allclose(out[:, :, side:, :], tiled[None, :, side:, :].expand(4, -1, -1, -1))
+
+
+def test_noise_recipe_negative_focal_fills_a_square():
+    from representations.masking import NEGATIVE_RECIPE, noise_recipe_fill
+
+    images, cells, noise = _recipe_inputs()
+    draws = torch.tensor([[0.0, 0.0, 0.999, 0.999]] * 4)
+    _, pixels = noise_recipe_fill(images, cells, NEGATIVE_RECIPE, draws, noise)
+    side = round(130 / 224 * 28)
+    want = torch.zeros(28, 28, dtype=torch.bool)
+    want[28 - side:, 28 - side:] = True
+    assert torch.equal(pixels, want.expand(4, 3, 28, 28))
+    assert NEGATIVE_RECIPE.noise_std == 0.14
+
+
+def test_noise_recipe_spatial_versus_channel_wise_cells():
+    from representations.masking import QUERY_RECIPE, noise_recipe_fill, upsample_mask
+
+    images, cells, noise = _recipe_inputs()
+    spatial = torch.tensor([[0.5, 0.1, 0.0, 0.0]] * 4)  # not focal; 0.1 < 0.3: spatial
+    channel = torch.tensor([[0.5, 0.5, 0.0, 0.0]] * 4)  # not focal, not spatial: channel-wise
+    _, p_spatial = noise_recipe_fill(images, cells, QUERY_RECIPE, spatial, noise)
+    _, p_channel = noise_recipe_fill(images, cells, QUERY_RECIPE, channel, noise)
+    first = upsample_mask(cells[:, 0], 28, 28)
+    assert all(torch.equal(p_spatial[:, ch], first) for ch in range(3))
+    assert all(torch.equal(p_channel[:, ch], upsample_mask(cells[:, ch], 28, 28)) for ch in range(3))
+    # official split: focal 0.2, then spatial 0.3 / channel 0.7 of the rest = 0.24 / 0.56
+    assert QUERY_RECIPE.focal_p == 0.2 and (1 - 0.2) * (1 - QUERY_RECIPE.spatial_p) == pytest.approx(0.56)
+
+
+def test_fast_blur_matches_the_exact_blur():
+    from representations.masking import fast_blur, gaussian_blur
+
+    gen = torch.Generator().manual_seed(0)
+    images = torch.rand(2, 9, 84, 84, generator=gen)
+    exact, fast = gaussian_blur(images, 31, 10.0), fast_blur(images, 31, 10.0)
+    assert fast.shape == images.shape and (fast - exact).abs().max() < 0.02
+    assert torch.equal(fast_blur(images, 11, 5.0), gaussian_blur(images, 11, 5.0))  # f = 1: exact

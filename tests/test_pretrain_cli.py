@@ -15,7 +15,7 @@ from .pretrain_utils import needs_fashion
 TINY = ["steps=12", "batch_size=32", "log_every=4", "checkpoint_every=6", "threads=1", "progress=false",
         "data.train_limit=512", "encoder.widths=[8,16]", "encoder.blocks=[1,1]", "method.queue_size=128",
         "method.hidden_dim=32", "method.dim=16", "eval.train_limit=500", "eval.test_limit=200",
-        "eval.linear_epochs=3"]
+       ]
 
 
 def run(module, args, cwd):
@@ -60,8 +60,7 @@ def test_run_directory(saliency_run):
 
 @needs_fashion
 def test_pretrain_eval_cli(saliency_run, tmp_path):
-    proc = run("representations.pretrain.evaluate", [str(saliency_run), "--test-limit", "100",
-                                                     "--linear-epochs", "2"], tmp_path)
+    proc = run("representations.pretrain.evaluate", [str(saliency_run), "--test-limit", "100"], tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "kNN top-1" in proc.stdout
     assert json.loads((saliency_run / "eval.json").read_text())["n_test"] == 100
@@ -71,10 +70,11 @@ def test_pretrain_eval_cli(saliency_run, tmp_path):
 def test_micl_cli(tmp_path):
     args = ["method=micl", "encoder=vit", "encoder.width=32", "encoder.depth=1", "encoder.heads=2", "steps=4",
             "batch_size=32", "threads=1", "progress=false", "data.train_limit=256", "eval.train_limit=200",
-            "eval.test_limit=100", "eval.linear_epochs=2", f"hydra.run.dir={tmp_path / 'run'}"]
+            "eval.test_limit=100", f"hydra.run.dir={tmp_path / 'run'}"]
     proc = run("representations.pretrain.cli", args, tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert load_pretrained(tmp_path / "run" / "encoder.pt").num_cls == 2
+    micl_vit = load_pretrained(tmp_path / "run" / "encoder.pt")
+    assert micl_vit.num_cls == 1 and not micl_vit.pos_embed.requires_grad
 
 
 def test_unknown_method(tmp_path):

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..modules.patch import to_float_pixels
@@ -37,11 +38,14 @@ class BasicBlock(nn.Module):
 
 
 class ResNetSmall(nn.Module):
-    """Images (B, C, H, W) -> globally pooled features (B, widths[-1]).
+    """Images (B, C, H, W) -> pooled features (B, widths[-1] * pool**2).
 
     Stage i has ``blocks[i]`` basic blocks of width ``widths[i]``; every stage after the first
     halves the map. ``last_conv_map`` keeps the final (B, widths[-1], h, w) map of the latest
-    forward for SCDA saliency. uint8 images are scaled to [0, 1]; float images are used as given.
+    forward for SCDA saliency. ``pool`` = 1 is global average pooling; ``pool`` = p average-pools
+    the final map to p x p cells and flattens them, which keeps a coarse spatial layout (on small,
+    centred images such as Fashion-MNIST the layout carries much of the class information that
+    global pooling throws away). Input convention: ``to_float_pixels``.
     """
 
     def __init__(
@@ -51,6 +55,7 @@ class ResNetSmall(nn.Module):
         widths: Sequence[int] = (64, 128, 256, 512),
         blocks: Sequence[int] = (2, 2, 2, 2),
         stem_stride: int = 1,
+        pool: int = 1,
     ) -> None:
         super().__init__()
         widths, blocks = [int(w) for w in widths], [int(b) for b in blocks]
@@ -58,6 +63,8 @@ class ResNetSmall(nn.Module):
             raise ValueError(
                 f"widths {widths} and blocks {blocks} must be non-empty, equally long and positive"
             )
+        if pool < 1:
+            raise ValueError(f"pool must be >= 1, got {pool}")
         if stem_stride not in (1, 2):
             raise ValueError(f"stem_stride must be 1 or 2, got {stem_stride}")
         self.total_stride = stem_stride * 2 ** (len(widths) - 1)
@@ -68,7 +75,7 @@ class ResNetSmall(nn.Module):
             )
         self.init_kwargs = dict(
             in_channels=in_channels, image_size=image_size, widths=widths, blocks=blocks,
-            stem_stride=stem_stride,
+            stem_stride=stem_stride, pool=pool,
         )
         self.stem = nn.Sequential(
             nn.Conv2d(in_channels, widths[0], 3, stride=stem_stride, padding=1, bias=False),
@@ -83,7 +90,8 @@ class ResNetSmall(nn.Module):
             stages.append(nn.Sequential(*layers))
             in_ch = width
         self.stages = nn.Sequential(*stages)
-        self.feature_dim = widths[-1]
+        self.pool = int(pool)
+        self.feature_dim = widths[-1] * self.pool**2
         self.image_size = image_size
         side = image_size
         for _ in range(len(widths) - 1 + (stem_stride == 2)):
@@ -107,7 +115,13 @@ class ResNetSmall(nn.Module):
             )
         return self.stages(self.stem(to_float_pixels(images)))
 
+    def head(self, conv_map: torch.Tensor) -> torch.Tensor:
+        """Pooled features of a final conv map: global average (pool=1) or p x p cells, flattened."""
+        if self.pool == 1:
+            return conv_map.mean(dim=(2, 3))
+        return F.adaptive_avg_pool2d(conv_map, self.pool).flatten(1)
+
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         conv_map = self.conv_features(images)
         self.last_conv_map = conv_map
-        return conv_map.mean(dim=(2, 3))
+        return self.head(conv_map)

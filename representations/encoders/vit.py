@@ -33,11 +33,34 @@ def gather_tokens(tokens: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
     return torch.gather(tokens, 1, idx.unsqueeze(-1).expand(-1, -1, tokens.shape[-1]))
 
 
+def sincos_2d_positions(grid: tuple[int, int], dim: int) -> torch.Tensor:
+    """Fixed (1, rows * cols, dim) MAE / MiCL 2D sin-cos table, row-major over the grid.
+
+    The first half of the channels encodes the column, the second the row; each half is
+    [sin(p * w), cos(p * w)] with w_i = 10000^(-i / (dim / 4)), i < dim / 4.
+    """
+    if dim % 4:
+        raise ValueError(f"sin-cos positions need a width divisible by 4, got {dim}")
+    omega = 1.0 / 10000 ** (torch.arange(dim // 4, dtype=torch.float64) / (dim / 4))
+    rows, cols = torch.meshgrid(torch.arange(grid[0], dtype=torch.float64),
+                                torch.arange(grid[1], dtype=torch.float64), indexing="ij")
+
+    def half(pos: torch.Tensor) -> torch.Tensor:
+        angles = pos.reshape(-1, 1) * omega[None]
+        return torch.cat([torch.sin(angles), torch.cos(angles)], dim=1)
+
+    return torch.cat([half(cols), half(rows)], dim=1).float()[None]
+
+
+POSITIONS = ("learned", "sincos")
+
+
 class ViT(nn.Module):
     """Images (B, C, H, W) -> [CLS] features; ``feature_dim`` = ``width``.
 
     uint8 images are scaled to [0, 1] here; float images are used as given. Other image sizes that
-    the patch divides are accepted: the learned position table is resized bicubically.
+    the patch divides are accepted: the position table is resized bicubically. ``positions``:
+    "learned" or "sincos" (fixed 2D sin-cos, not trained, as MAE / MiCL).
     """
 
     def __init__(
@@ -51,6 +74,7 @@ class ViT(nn.Module):
         mlp_ratio: float = 4.0,
         num_cls: int = 1,
         qkv_bias: bool = True,
+        positions: str = "learned",
     ) -> None:
         super().__init__()
         if image_size % patch_size or image_size < patch_size:
@@ -61,11 +85,14 @@ class ViT(nn.Module):
             raise ValueError(f"ViT needs num_cls >= 1, got {num_cls}")
         if depth < 0:
             raise ValueError(f"ViT depth must be >= 0, got {depth}")
+        if positions not in POSITIONS:
+            raise ValueError(f"positions must be 'learned' or 'sincos', got {positions!r}")
         if width % heads:
             raise ValueError(f"width {width} is not divisible by {heads} heads")
         self.init_kwargs = dict(
             image_size=image_size, patch_size=patch_size, in_channels=in_channels, width=width,
             depth=depth, heads=heads, mlp_ratio=mlp_ratio, num_cls=num_cls, qkv_bias=qkv_bias,
+            positions=positions,
         )
         self.image_size, self.patch_size, self.num_cls = image_size, patch_size, num_cls
         self.grid = (image_size // patch_size, image_size // patch_size)
@@ -78,7 +105,11 @@ class ViT(nn.Module):
         self.blocks = nn.ModuleList(Block(width, heads, mlp_ratio, qkv_bias) for _ in range(depth))
         self.norm = nn.LayerNorm(width, eps=1e-6)
         self.apply(init_transformer_weights)
-        nn.init.trunc_normal_(self.pos_embed, std=0.02, a=-0.04, b=0.04)
+        if positions == "sincos":  # a parameter that never trains, so checkpoints keep one layout
+            self.pos_embed.data.copy_(sincos_2d_positions(self.grid, width))
+            self.pos_embed.requires_grad_(False)
+        else:
+            nn.init.trunc_normal_(self.pos_embed, std=0.02, a=-0.04, b=0.04)
         nn.init.trunc_normal_(self.cls_tokens, std=0.02, a=-0.04, b=0.04)
 
     def embed(self, images: torch.Tensor) -> torch.Tensor:

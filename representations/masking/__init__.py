@@ -9,10 +9,16 @@ from .frames import KEEP, RANDOM, ZERO, apply_bert_replacement, bert_replacement
 from .groups import split_visible_groups
 from .patch import (
     FILLS,
+    NEGATIVE_RECIPE,
+    QUERY_RECIPE,
+    RECIPE_DRAWS,
+    NoiseRecipe,
     apply_patch_mask,
+    fast_blur,
     gaussian_blur,
     gaussian_kernel1d,
     high_pass,
+    noise_recipe_fill,
     random_patch_mask,
     upsample_mask,
 )
@@ -23,6 +29,12 @@ from .tubes import attention_tube_mask, random_tube_mask
 __all__ = [
     "FILLS",
     "HUMANOID_BODY_PARTS",
+    "NEGATIVE_RECIPE",
+    "QUERY_RECIPE",
+    "RECIPE_DRAWS",
+    "NoiseRecipe",
+    "fast_blur",
+    "noise_recipe_fill",
     "KEEP",
     "NTU_BODY_PARTS",
     "RANDOM",

@@ -17,8 +17,8 @@ def split_visible_groups(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Two (B, n) int64 index tensors of disjoint visible tokens, each sorted ascending.
 
-    round(ratio * N) tokens are masked; the V = N - that visible ones are split at random into two
-    groups of n = V // 2 (one token dropped when V is odd). Each group is one "view" of the image
+    As the official MiCL code (``models_mae.py``, ``random_masking``): int(N * (1 - ratio)) // 2 * 2
+    tokens are kept, and split at random into two groups of n = that // 2. Each group is one "view" of the image
     for the shared ViT; disjoint groups make the two views share no pixels. ``ratio`` is a float
     (equal group sizes across the batch keep the tensors rectangular).
     """
@@ -27,7 +27,7 @@ def split_visible_groups(
     low, _ = check_ratio(ratio)
     if num_tokens < 1:
         raise ValueError(f"num_tokens must be >= 1, got {num_tokens}")
-    visible = num_tokens - round(low * num_tokens)
+    visible = int(num_tokens * (1 - low))
     n = visible // 2
     if n < 1:
         raise ValueError(

@@ -1,10 +1,13 @@
-"""Random patch masks on a grid, applying a cell mask to images, Gaussian blur and high-pass inputs."""
+"""Random patch masks on a grid, applying a cell mask to images, Gaussian blur and high-pass inputs,
+and the saliency paper's noise-filling recipe (focal / spatial / channel-wise masks)."""
 
 from __future__ import annotations
 
 import functools
+from typing import NamedTuple
 
 import torch
+import torch.nn.functional as F
 
 from ._sampling import Ratio, as_device, draw_fractions, normal, round_counts, select_random, uniform
 
@@ -125,6 +128,23 @@ def gaussian_blur(images: torch.Tensor, kernel_size: int = 31, sigma: float = 10
     return _cast_back_(_blur(images.to(_compute_dtype(images)), kernel_size, sigma), images)
 
 
+def fast_blur(images: torch.Tensor, kernel_size: int = 31, sigma: float = 10.0) -> torch.Tensor:
+    """A wide Gaussian blur computed at reduced resolution: area-downsample by f = floor(sigma / 4),
+    blur with sigma / f, bilinear upsample. A sigma-10 blur has no detail a 2-4x coarser grid misses,
+    and the work falls by about f^3 (the separable passes shrink with the side, the image with its
+    area). f = 1 (sigma < 8) is the exact ``gaussian_blur``. Float output (float32 for integers).
+    """
+    x = images.to(_compute_dtype(images))
+    factor = max(1, int(sigma // 4))
+    height, width = x.shape[-2:]
+    if factor == 1 or min(height, width) < 2 * factor:
+        return _blur(x, kernel_size, sigma)
+    small = F.interpolate(x.reshape(-1, 1, height, width), scale_factor=1.0 / factor, mode="area")
+    small_kernel = max(3, (kernel_size // factor) | 1)
+    small = _blur(small, small_kernel, sigma / factor)
+    return F.interpolate(small, size=(height, width), mode="bilinear", align_corners=False).view_as(x)
+
+
 def high_pass(images: torch.Tensor, kernel: int = 11, sigma: float = 5.0) -> torch.Tensor:
     """x - blur(x): keeps edges and texture, drops the low frequencies that masking edges perturb.
 
@@ -173,7 +193,7 @@ def apply_patch_mask(
     """Fill the masked cells of (B, C, H, W) images; ``mask`` is a (B, h, w) bool grid (True = masked).
 
     fill: "zero"; "mean" (per-image per-channel mean); "blur" (Gaussian k31 sigma10 of the image, so
-    the masked region keeps low frequencies and adds no sharp edges); "noise" (Gaussian noise with
+    the masked region keeps low frequencies and adds no sharp edges; ``fast_blur``); "noise" (Gaussian noise with
     the per-image per-channel mean and std, drawn only for masked pixels). Returns a new tensor of
     the input dtype (integer inputs rounded and clamped).
     """
@@ -196,7 +216,7 @@ def apply_patch_mask(
             return images * ~pixel_mask + value * pixel_mask
         return torch.where(pixel_mask, value, images)
     if fill == "blur":
-        return torch.where(pixel_mask, gaussian_blur(images, 31, 10.0), images)
+        return torch.where(pixel_mask, _cast_back_(fast_blur(images, 31, 10.0), images), images)
     return _noise_fill(images, pixel_mask, generator)
 
 
@@ -217,3 +237,61 @@ def _noise_fill(images: torch.Tensor, pixel_mask: torch.Tensor, generator: torch
     stats = stats.repeat_interleave(per_image.repeat_interleave(channels), dim=0, output_size=count)
     values = torch.addcmul(stats[:, 0], stats[:, 1], draws)
     return images.masked_scatter(pixel_mask.expand_as(images), _cast_back_(values, images))
+
+
+# ------------------------------------------------------------------ the high-pass noise recipe
+
+
+class NoiseRecipe(NamedTuple):
+    """The official high-pass strategy's masking (Chin et al., ``Dataset/random_mask_hp.py``).
+
+    Per image: with ``focal_p`` a focal mask (query: everything outside a random square of side
+    ``focal_side`` x the image side becomes noise; negative: such a square becomes noise); else
+    with ``spatial_p`` the grid cells are masked in all channels at once, otherwise each channel
+    draws its own cells (channel-wise; 0.8 x 0.7 = 0.56 of the images). Noise is N(0, ``noise_std``)
+    on normalised pixels, one cell-sized patch per call repeated in every masked cell.
+    """
+
+    noise_std: float
+    focal_side: float
+    focal_outside: bool  # True: the query's focal mask (keep a square); False: the negative's
+    focal_p: float = 0.2
+    spatial_p: float = 0.3
+
+
+QUERY_RECIPE = NoiseRecipe(noise_std=0.18, focal_side=200 / 224, focal_outside=True)
+NEGATIVE_RECIPE = NoiseRecipe(noise_std=0.14, focal_side=130 / 224, focal_outside=False)
+RECIPE_DRAWS = 4  # uniform draws per image: focal?, spatial?, focal square top, left
+
+
+def noise_recipe_fill(images: torch.Tensor, cell_masks: torch.Tensor, recipe: NoiseRecipe, draws: torch.Tensor,
+                      noise: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(filled images, pixel mask (B, C, H, W)) of normalised (B, C, H, W) images.
+
+    ``cell_masks`` (B, C, h, w): one independent grid mask per channel (channel 0's is used for all
+    channels in the spatial case); ``draws`` (B, 4) U[0, 1) per image (``RECIPE_DRAWS``);
+    ``noise`` (C, ph, pw) N(0, 1) cell patch, scaled by the recipe's std and tiled over the image.
+    Draws come from the caller so a multi-process run can take them for its global batch.
+    """
+    b, c, height, width = images.shape
+    if cell_masks.shape[:2] != (b, c) or cell_masks.dim() != 4:
+        raise ValueError(f"cell_masks must be (B={b}, C={c}, h, w), got {tuple(cell_masks.shape)}")
+    if draws.shape != (b, RECIPE_DRAWS):
+        raise ValueError(f"draws must be ({b}, {RECIPE_DRAWS}), got {tuple(draws.shape)}")
+    h, w = cell_masks.shape[-2:]
+    spatial = (draws[:, 1] < recipe.spatial_p).view(b, 1, 1, 1)
+    cells = torch.where(spatial, cell_masks[:, :1].expand_as(cell_masks), cell_masks)
+    pixels = upsample_mask(cells.reshape(b * c, h, w), height, width).view(b, c, height, width)
+    side_h = max(1, round(recipe.focal_side * height))
+    side_w = max(1, round(recipe.focal_side * width))
+    top = (draws[:, 2] * (height - side_h + 1)).long().clamp_(max=height - side_h).view(b, 1, 1)
+    left = (draws[:, 3] * (width - side_w + 1)).long().clamp_(max=width - side_w).view(b, 1, 1)
+    ys = torch.arange(height, device=images.device).view(1, -1, 1)
+    xs = torch.arange(width, device=images.device).view(1, 1, -1)
+    square = (ys >= top) & (ys < top + side_h) & (xs >= left) & (xs < left + side_w)  # (B, H, W)
+    focal_pixels = (~square if recipe.focal_outside else square)[:, None].expand(b, c, height, width)
+    focal = (draws[:, 0] < recipe.focal_p).view(b, 1, 1, 1)
+    pixels = torch.where(focal, focal_pixels, pixels)
+    ph, pw = noise.shape[-2:]
+    tiled = noise.to(images.dtype).repeat(1, -(-height // ph), -(-width // pw))[:, :height, :width]
+    return torch.where(pixels, recipe.noise_std * tiled[None], images), pixels

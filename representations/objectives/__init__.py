@@ -1,11 +1,11 @@
 """Pretraining methods: one ``nn.Module`` per method, ``forward(batch) -> (loss, metrics)``."""
 
-from .base import INPUT_FILTERS, Batch, Objective, encoder_features, encoder_scale, pooled
+from .base import INPUT_FILTERS, Batch, Objective, encode_with_map, encoder_features, encoder_scale, normalise, pooled
 from .cml import CML, SkeletonDecoder
 from .m2crl import M2CRL
 from .masked_moco import FILL_MODES, MoCoMask, MoCoSaliency, fill_settings
 from .micl import MiCL
-from .moco import MoCo, moco_logits
+from .moco import Masked, MoCo, Views
 
 METHODS: dict[str, type[Objective]] = {
     "moco": MoCo,
@@ -23,15 +23,18 @@ __all__ = [
     "METHODS",
     "M2CRL",
     "Batch",
+    "Masked",
     "MiCL",
     "MoCo",
     "MoCoMask",
     "MoCoSaliency",
     "Objective",
     "SkeletonDecoder",
+    "Views",
+    "encode_with_map",
     "encoder_features",
     "encoder_scale",
     "fill_settings",
-    "moco_logits",
+    "normalise",
     "pooled",
 ]

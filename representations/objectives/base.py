@@ -22,9 +22,31 @@ from ..masking import high_pass
 Batch = dict[str, Any]
 
 
+# The official code of the saliency paper (and MoCo / MAE) normalises pixels with ImageNet's
+# statistics; its noise stds (0.18 / 0.14) live on that scale. One grey value for every channel (the
+# average of ImageNet's three) keeps grey, RGB and stacked-frame inputs on the same footing.
+PIXEL_MEAN, PIXEL_STD = 0.449, 0.226
+
+
+def normalise(x: torch.Tensor) -> torch.Tensor:
+    """[0, 1] pixels -> the normalised scale every pretraining method trains and evaluates on."""
+    return (x - PIXEL_MEAN) / PIXEL_STD
+
+
 def encoder_scale(encoder: nn.Module) -> float:
-    """ConvEncoder divides every input by 255 itself; the other encoders take floats in [0, 1]."""
+    """The one input-scale rule of the objectives: ConvEncoder divides every input by 255 itself
+    (the RL agents feed it uint8 frames), the other encoders take their floats as given."""
     return 255.0 if isinstance(encoder, ConvEncoder) else 1.0
+
+
+def encode_with_map(encoder: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(features, last conv map or None) of prepared inputs: conv encoders (``conv_features`` +
+    ``head``) return their map as a value, so saliency never reads state left by an earlier call."""
+    x = x * encoder_scale(encoder)
+    if hasattr(encoder, "conv_features") and hasattr(encoder, "head"):
+        conv_map = encoder.conv_features(x)
+        return encoder.head(conv_map), conv_map
+    return encoder(x), None
 
 
 def pooled(features: torch.Tensor) -> torch.Tensor:
@@ -38,11 +60,12 @@ INPUT_FILTERS = ("none", "high_pass")
 @torch.no_grad()
 def encoder_features(encoder: nn.Module, images: torch.Tensor, input_filter: str = "none",
                      highpass: tuple[int, float] = (11, 5.0)) -> torch.Tensor:
-    """Features of un-augmented images (uint8, or floats in [0, 1]) in a method's input domain.
+    """Features of un-augmented images (uint8, or floats in [0, 1]) in a method's input domain
+    (normalised, then high-passed for the high-pass fill).
 
     Shared by the end-of-run evaluation and ``mcrl-pretrain-eval`` so both see the same inputs.
     """
-    x = images.float() / 255.0 if images.dtype == torch.uint8 else images.float()
+    x = normalise(images.float() / 255.0 if images.dtype == torch.uint8 else images.float())
     if input_filter == "high_pass":
         x = high_pass(x, *highpass)
     return pooled(encoder(x * encoder_scale(encoder))).float()
@@ -86,14 +109,11 @@ class Objective(nn.Module):
 
     # -- inputs ----------------------------------------------------------------------------------
     def prepare(self, views: torch.Tensor) -> torch.Tensor:
-        """Float views in [0, 1] -> the method's input domain (identity, or x - blur(x))."""
+        """Float views in [0, 1] -> the method's input domain: normalised (and x - blur(x))."""
+        x = normalise(views)
         if self.input_filter == "high_pass":
-            return high_pass(views, *self.highpass)
-        return views
-
-    def encode(self, encoder: nn.Module, x: torch.Tensor) -> torch.Tensor:
-        """Run ``encoder`` on prepared inputs, scaled for encoders that expect 0..255."""
-        return pooled(encoder(x * encoder_scale(encoder)))
+            return high_pass(x, *self.highpass)
+        return x
 
     def features(self, images: torch.Tensor) -> torch.Tensor:
         """Evaluation features of un-augmented uint8 images, in the training input domain."""

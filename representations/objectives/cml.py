@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..data.skeleton import SkeletonAugment
-from ..losses import masked_reconstruction_loss, sinkhorn_knopp, swapped_prediction_loss
+from ..losses import info_nce_logits, masked_reconstruction_loss, sinkhorn_knopp, swapped_prediction_loss
 from ..masking.skeleton import Parts, body_part_mask
 from .base import Batch
 from .moco import MoCo
@@ -104,9 +104,9 @@ class CML(MoCo):
         return x.masked_fill(mask[:, None, None, :, None], 0.0), mask
 
     def _instance(self, q: torch.Tensor, k: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        logits = self.logits(q, k, None)
-        labels = torch.zeros(q.shape[0], dtype=torch.long, device=q.device)
-        return F.cross_entropy(logits, labels), (logits.argmax(dim=1) == 0).float().mean()
+        logits, labels = info_nce_logits(q, k, temperature=self.temperature, batch_negatives=False,
+                                         extra_negatives=self.queue.clone().detach())
+        return F.cross_entropy(logits, labels), (logits.detach().argmax(dim=1) == labels).float().mean()
 
     # -- step --------------------------------------------------------------------------------------
     def forward(self, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:

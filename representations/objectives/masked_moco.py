@@ -1,15 +1,19 @@
-"""MoCo v2 with masked queries: random patches (``moco_mask``, the MSCN-style baseline) and
-saliency-guided masks with foreground-masked hard negatives (``moco_saliency``, Chin et al. 2024).
+"""MoCo v2 with masked queries: random grid masks (``moco_mask``, the MSCN-style baseline) and
+saliency-guided masks with foreground-masked hard negatives (``moco_saliency``, Chin et al., WACV
+2024, official code joycenerd/Saliency-Guided-Masking-for-ConvNets).
 
-Only the query is masked; the key stays whole. Fills: "zero", "mean", "blur" on [0, 1] pixels, or
-"highpass": both branches (and evaluation) see x - blur(x) and masked cells get Gaussian noise.
+Only the query is masked; the key stays whole. Both variants share the filling strategy, so the
+comparison isolates where the masks go. Fills, on normalised pixels as in the official code:
+"highpass" (default, the paper's best: both branches and evaluation see x - blur(x), masks use
+the official noise recipe, ``masking.noise_recipe_fill``), "blur" (masked cells take a k31 sigma10
+blur of the image), "mean" (the image's channel mean), "zero".
 
-Saliency follows SCDA on a frozen network's last conv map (``scda_foreground``). The network is
-the EMA key encoder (``saliency="key"``) or any encoder file (``saliency_encoder=``). The key
-branch already runs that network on the key view, so the key view's saliency is free; the query's
-foreground is then read from it through the two crop boxes (``query_saliency="warp"``, cells the
-key view does not cover count as background) instead of paying another forward pass
-(``query_saliency="direct"`` runs the network on the query view, exact but slower).
+Saliency (SCDA): channel sum of a frozen network's last conv map, foreground = cells >= mean - 0.6
+std, computed on the query view for the query mask and on the key view for the hard negative. The
+network is any encoder file (``saliency_encoder``, e.g. a first-stage ``method=moco`` run: the
+official code uses a frozen supervised ResNet-50) or, without one, the EMA key encoder being
+trained (its key-view map is free; the query view costs one more no-grad forward, or none with
+``query_saliency="warp"``, which reads the key view's map through the two crop boxes).
 """
 
 from __future__ import annotations
@@ -20,23 +24,30 @@ from torch import nn
 
 from ..data.augment import BatchAugment, view_to_view_grid
 from ..masking import (
+    NEGATIVE_RECIPE,
+    QUERY_RECIPE,
+    RECIPE_DRAWS,
+    NoiseRecipe,
     apply_patch_mask,
     hard_negative_mask,
+    noise_recipe_fill,
     random_patch_mask,
     saliency_guided_mask,
     scda_foreground,
+    upsample_mask,
 )
-from .base import encoder_scale
-from .moco import MoCo, Views
+from ..masking._sampling import normal, uniform
+from .base import encode_with_map, normalise
+from .moco import Masked, MoCo, Views
 
-FILL_MODES = ("zero", "mean", "blur", "highpass")
+FILL_MODES = ("highpass", "blur", "mean", "zero")
 
 
 def fill_settings(fill: str) -> tuple[str, str]:
-    """(input filter, mask fill) of a fill mode."""
+    """(input filter, cell fill) of a fill mode; "recipe" = the official high-pass noise recipe."""
     if fill not in FILL_MODES:
         raise ValueError(f"unknown fill {fill!r}; use one of {', '.join(FILL_MODES)}")
-    return ("high_pass", "noise") if fill == "highpass" else ("none", fill)
+    return ("high_pass", "recipe") if fill == "highpass" else ("none", fill)
 
 
 def _ratio(value: float | list[float] | tuple[float, float]) -> float | tuple[float, float]:
@@ -44,7 +55,7 @@ def _ratio(value: float | list[float] | tuple[float, float]) -> float | tuple[fl
 
 
 def _to_global(local: torch.Tensor, rows: torch.Tensor, total: int) -> torch.Tensor:
-    """Place per-sample masks at their global-batch rows (other rows empty) so a mask sampler that
+    """Place per-sample tensors at their global-batch rows (other rows empty) so a sampler that
     draws per row gives every sample the same draw in 1 or W processes."""
     if local.shape[0] == total:
         return local
@@ -54,28 +65,46 @@ def _to_global(local: torch.Tensor, rows: torch.Tensor, total: int) -> torch.Ten
 
 
 class MoCoMask(MoCo):
-    """MoCo v2 + random patch masking of the query (ratio U[low, high] of the grid cells)."""
+    """MoCo v2 + random grid masks on the query (ratio U[low, high] of the cells), filled like
+    ``moco_saliency`` fills: the MSCN-style random-masking baseline."""
 
     name = "moco_mask"
 
     def __init__(self, encoder: nn.Module, augment: BatchAugment, *, mask_ratio=(0.05, 0.25), grid: int = 7,
-                 fill: str = "zero", **kwargs) -> None:
-        input_filter, self_fill = fill_settings(fill)
+                 fill: str = "highpass", **kwargs) -> None:
+        input_filter, cell_fill = fill_settings(fill)
         super().__init__(encoder, augment, input_filter=input_filter, **kwargs)
         if grid < 1:
             raise ValueError(f"mask grid must be >= 1, got {grid}")
-        self.fill, self.mask_fill, self.grid, self.mask_ratio = fill, self_fill, int(grid), _ratio(mask_ratio)
-        self.last_mask: torch.Tensor | None = None
+        self.fill, self.cell_fill, self.grid, self.mask_ratio = fill, cell_fill, int(grid), _ratio(mask_ratio)
 
-    def mask_query(self, views: Views, mask: torch.Tensor) -> torch.Tensor:
-        self.last_mask = mask
-        return apply_patch_mask(self.prepare(views.query), mask, self.mask_fill, generator=self.generators["mask"])
+    def _channels(self, views: Views) -> int:
+        """Independent cell masks per image: one per channel for the recipe (channel-wise masking)."""
+        return views.query_input.shape[1] if self.cell_fill == "recipe" else 1
 
-    def query_input(self, views: Views) -> torch.Tensor:
+    def _fill(self, x: torch.Tensor, cells: torch.Tensor, recipe: NoiseRecipe, views: Views
+              ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(filled inputs, pixel mask (B, C, H, W)) for cell masks (B, C', grid, grid)."""
         gen = self.generators["mask"]
-        mask = random_patch_mask(views.global_batch, self.grid, self.mask_ratio, generator=gen,
-                                 device=views.query.device)[views.rows]
-        return self.mask_query(views, mask)
+        if self.cell_fill == "recipe":
+            draws = uniform((views.global_batch, RECIPE_DRAWS), gen, x.device)[views.rows]
+            side = -(-x.shape[-1] // self.grid), -(-x.shape[-2] // self.grid)
+            noise = normal((x.shape[1], side[1], side[0]), gen, x.device)
+            return noise_recipe_fill(x, cells, recipe, draws, noise)
+        filled = apply_patch_mask(x, cells[:, 0], self.cell_fill, generator=gen)
+        pixels = upsample_mask(cells[:, 0], *x.shape[-2:])[:, None].expand_as(x)
+        return filled, pixels
+
+    def query_cells(self, views: Views, channels: int) -> torch.Tensor:
+        total = views.global_batch
+        cells = random_patch_mask(total * channels, self.grid, self.mask_ratio, generator=self.generators["mask"],
+                                  device=views.query.device)
+        return cells.view(total, channels, self.grid, self.grid)[views.rows]
+
+    def mask_views(self, views: Views) -> Masked:
+        cells = self.query_cells(views, self._channels(views))
+        query, mask = self._fill(views.query_input, cells, QUERY_RECIPE, views)
+        return Masked(query=query, query_mask=mask)
 
 
 class MoCoSaliency(MoCoMask):
@@ -84,20 +113,20 @@ class MoCoSaliency(MoCoMask):
     name = "moco_saliency"
 
     def __init__(self, encoder: nn.Module, augment: BatchAugment, *, mask_ratio=(0.05, 0.25), grid: int = 7,
-                 fill: str = "zero", hard_negatives: bool = True, hard_ratio=(0.4, 0.7), hard_weight: float = 2.0,
-                 hard_mode: str = "term", saliency_encoder: nn.Module | None = None,
-                 query_saliency: str = "warp", std_factor: float = 0.6, **kwargs) -> None:
+                 fill: str = "highpass", hard_negatives: bool = True, hard_ratio=(0.4, 0.7),
+                 saliency_encoder: nn.Module | None = None, query_saliency: str = "direct",
+                 std_factor: float = 0.6, **kwargs) -> None:
         super().__init__(encoder, augment, mask_ratio=mask_ratio, grid=grid, fill=fill, **kwargs)
-        if query_saliency not in ("warp", "direct"):
-            raise ValueError(f"query_saliency must be 'warp' or 'direct', got {query_saliency!r}")
-        if hard_mode not in ("logit", "term"):
-            raise ValueError(f"hard_mode must be 'logit' or 'term', got {hard_mode!r}")
+        if query_saliency not in ("direct", "warp"):
+            raise ValueError(f"query_saliency must be 'direct' or 'warp', got {query_saliency!r}")
+        if query_saliency == "warp" and saliency_encoder is not None:
+            raise ValueError("query_saliency=warp reads the key encoder's map; a saliency network runs on "
+                             "both views (use query_saliency=direct)")
         probe = saliency_encoder if saliency_encoder is not None else encoder
-        if not hasattr(probe, "last_conv_map"):
-            raise ValueError(f"the saliency network ({type(probe).__name__}) has no last conv map; "
+        if not (hasattr(probe, "conv_features") and hasattr(probe, "head")):
+            raise ValueError(f"the saliency network ({type(probe).__name__}) has no conv map; "
                              "use a ConvEncoder or ResNetSmall")
         self.use_hard, self.hard_ratio = hard_negatives, _ratio(hard_ratio)
-        self.hard_weight, self.hard_mode = float(hard_weight), hard_mode
         self.query_saliency, self.std_factor = query_saliency, std_factor
         self.saliency_net = saliency_encoder
         if saliency_encoder is not None:
@@ -110,58 +139,49 @@ class MoCoSaliency(MoCoMask):
         return self
 
     # -- saliency ----------------------------------------------------------------------------------
-    def _saliency(self, conv_map: torch.Tensor) -> torch.Tensor:
-        """Channel-summed saliency (B, 1, grid, grid), area-pooled when the map is not grid-sized."""
-        sal = conv_map.detach().float().sum(dim=1, keepdim=True)
-        if sal.shape[-2:] != (self.grid, self.grid):
-            sal = F.adaptive_avg_pool2d(sal, self.grid)
-        return sal
+    def _foreground(self, conv_map: torch.Tensor) -> torch.Tensor:
+        """SCDA foreground (B, grid, grid) of a conv map, area-pooled to the grid first."""
+        pooled = F.adaptive_avg_pool2d(conv_map.detach().float(), self.grid)
+        return scda_foreground(pooled, std_factor=self.std_factor)
 
     @torch.no_grad()
-    def _net_saliency(self, views_raw: torch.Tensor) -> torch.Tensor:
-        """Run the saliency network on [0, 1] views: a frozen file sees them as they are, the key
-        encoder in its training input domain."""
-        net = self.saliency_net if self.saliency_net is not None else self.key[0]
-        inputs = views_raw if self.saliency_net is not None else self.prepare(views_raw)
-        net(inputs * encoder_scale(net))
-        return self._saliency(net.last_conv_map)
-
-    def _key_saliency(self, views: Views) -> torch.Tensor:
-        if self.saliency_net is None and views.key_conv_map is not None:
-            return self._saliency(views.key_conv_map)
-        return self._net_saliency(views.key_raw)
-
-    def _foregrounds(self, views: Views) -> tuple[torch.Tensor, torch.Tensor]:
-        """(query foreground, key foreground), bool (B, grid, grid)."""
-        key_sal = self._key_saliency(views)
-        key_fg = scda_foreground(key_sal, std_factor=self.std_factor)
+    def foregrounds(self, views: Views) -> tuple[torch.Tensor, torch.Tensor]:
+        """(query-view foreground, key-view foreground), bool (B, grid, grid)."""
+        if self.saliency_net is not None:  # the frozen network sees normalised, unfiltered views
+            both = normalise(torch.cat([views.query, views.key]))
+            _, maps = encode_with_map(self.saliency_net, both)
+            assert maps is not None
+            fg = self._foreground(maps)
+            return fg[: views.query.shape[0]], fg[views.query.shape[0]:]
+        key_map = views.key_conv_map
+        if key_map is None:
+            _, key_map = encode_with_map(self.key[0], views.key_input)
+        key_fg = self._foreground(key_map)
         if self.query_saliency == "direct":
-            query_fg = scda_foreground(self._net_saliency(views.query), std_factor=self.std_factor)
-            return query_fg, key_fg
+            _, query_map = encode_with_map(self.key[0], views.query_input)
+            return self._foreground(query_map), key_fg
+        sal = F.adaptive_avg_pool2d(key_map.float().sum(dim=1, keepdim=True), self.grid)
         grid = view_to_view_grid(views.key_crop, views.query_crop, (self.grid, self.grid))
-        sampled = F.grid_sample(key_sal, grid.to(key_sal.dtype), mode="bilinear", padding_mode="zeros",
+        sampled = F.grid_sample(sal, grid.to(sal.dtype), mode="bilinear", padding_mode="zeros",
                                 align_corners=False)[:, 0]
-        std, mean = torch.std_mean(key_sal[:, 0], dim=(1, 2), keepdim=True, correction=0)
+        std, mean = torch.std_mean(sal[:, 0], dim=(1, 2), keepdim=True, correction=0)
         inside = (grid.abs() <= 1.0).all(dim=-1)
-        query_fg = inside & (sampled >= mean - self.std_factor * std)  # SCDA rule, key view's statistics
-        return query_fg, key_fg
+        return inside & (sampled >= mean - self.std_factor * std), key_fg  # SCDA rule, key-view statistics
 
-    # -- hooks ----------------------------------------------------------------------------------
-    def query_input(self, views: Views) -> torch.Tensor:
-        query_fg, key_fg = self._foregrounds(views)
-        self._key_fg = key_fg
-        gen = self.generators["mask"]
-        mask = saliency_guided_mask(_to_global(query_fg, views.rows, views.global_batch), self.mask_ratio,
-                                    generator=gen)[views.rows]
-        self.last_foreground = query_fg
-        return self.mask_query(views, mask)
+    def _sample(self, sampler, foreground: torch.Tensor, ratio, views: Views, channels: int) -> torch.Tensor:
+        """Cell masks (B, channels, grid, grid) of a foreground sampler, drawn for the global batch."""
+        total = views.global_batch
+        fg = _to_global(foreground, views.rows, total).repeat_interleave(channels, dim=0)
+        cells = sampler(fg, ratio, generator=self.generators["mask"])
+        return cells.view(total, channels, self.grid, self.grid)[views.rows]
 
-    def hard_negatives(self, views: Views) -> torch.Tensor | None:
-        if not self.use_hard:
-            return None
-        gen = self.generators["mask"]
-        mask = hard_negative_mask(_to_global(self._key_fg, views.rows, views.global_batch), self.hard_ratio,
-                                  generator=gen)[views.rows]
-        masked = apply_patch_mask(views.key, mask, self.mask_fill, generator=gen)
-        hard, _ = self.encode_keys(masked)
-        return hard
+    def mask_views(self, views: Views) -> Masked:
+        query_fg, key_fg = self.foregrounds(views)
+        channels = self._channels(views)
+        cells = self._sample(saliency_guided_mask, query_fg, self.mask_ratio, views, channels)
+        query, query_mask = self._fill(views.query_input, cells, QUERY_RECIPE, views)
+        hard = hard_mask = None
+        if self.use_hard:
+            hard_cells = self._sample(hard_negative_mask, key_fg, self.hard_ratio, views, channels)
+            hard, hard_mask = self._fill(views.key_input, hard_cells, NEGATIVE_RECIPE, views)
+        return Masked(query, hard, query_mask, hard_mask, query_fg, key_fg)

@@ -89,14 +89,15 @@ def build_augment(data_cfg: dict[str, Any], image_size: int) -> BatchAugment | M
 
 def build_model_encoder(encoder_cfg: dict[str, Any], method_cfg: dict[str, Any], channels: int,
                         image_size: int) -> nn.Module:
-    """The online encoder, sized for the data (in_channels, image_size); micl gets num_cls=2."""
+    """The online encoder, sized for the data (in_channels, image_size); micl gets its official ViT
+    settings (one shared [CLS], fixed sin-cos positions)."""
     kwargs = {k: v for k, v in encoder_cfg.items() if k != "name"}
     name = str(encoder_cfg["name"])
     kwargs.update(in_channels=channels, image_size=image_size)
     if method_cfg["objective"] == "micl":
         if name != "vit":
             raise ValueError(f"method micl needs encoder=vit, got encoder={name}")
-        kwargs["num_cls"] = 2
+        kwargs.update(num_cls=1, positions="sincos")
     if method_cfg["objective"] == "m2crl":
         if name != "video_vit":
             raise ValueError(f"method m2crl needs encoder=video_vit, got encoder={name}")
@@ -134,12 +135,13 @@ def build_skeleton_encoder(encoder_cfg: dict[str, Any], method_cfg: dict[str, An
 
 
 def _saliency_encoder(method_cfg: dict[str, Any], device: torch.device) -> nn.Module | None:
-    source = method_cfg.get("saliency", "key")
-    if source in (None, "key"):
+    source = (method_cfg.get("saliency") or {}).get("network")
+    if source is None:
         return None
     path = Path(str(source))
     if not path.is_file():
-        raise FileNotFoundError(f"saliency encoder not found: {path} (use method.saliency=key or a saved encoder.pt)")
+        raise FileNotFoundError(f"saliency network not found: {path} (method.saliency.network=null uses the key "
+                                "encoder, or give a saved encoder.pt)")
     return load_pretrained(path).to(device)
 
 
@@ -159,6 +161,7 @@ def build_objective(method_cfg: dict[str, Any], encoder: nn.Module, augment: Bat
             kwargs[key] = tuple(float(v) for v in kwargs[key])
     if kind == "moco_saliency":
         kwargs["saliency_encoder"] = _saliency_encoder(method_cfg, device)
+        kwargs["query_saliency"] = str((method_cfg.get("saliency") or {}).get("query", "direct"))
     if kind == "micl" and not method_cfg.get("augment", True):
         augment = None  # type: ignore[assignment]
     try:

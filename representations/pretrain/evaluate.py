@@ -1,4 +1,4 @@
-"""``mcrl-pretrain-eval RUN_DIR``: kNN (k=20, cosine) + linear probe of a run's encoder.pt -> eval.json."""
+"""``mcrl-pretrain-eval RUN_DIR``: kNN (k=20, cosine) + logistic-regression probe of encoder.pt -> eval.json."""
 
 from __future__ import annotations
 
@@ -14,12 +14,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--k", type=int, default=None, help="kNN neighbours (default: the run's eval.k)")
     parser.add_argument("--train-limit", type=int, default=None, help="labelled train images for kNN / probe")
     parser.add_argument("--test-limit", type=int, default=None, help="test images")
-    parser.add_argument("--linear-epochs", type=int, default=None)
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args(argv)
     overrides = {key: value for key, value in (("k", args.k), ("train_limit", args.train_limit),
-                                               ("test_limit", args.test_limit),
-                                               ("linear_epochs", args.linear_epochs)) if value is not None}
+                                               ("test_limit", args.test_limit)) if value is not None}
     from .run import evaluate_run
 
     try:

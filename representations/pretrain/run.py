@@ -68,9 +68,8 @@ def evaluate_encoder(encoder: nn.Module, train: ImageData | SkeletonData, test: 
         encoder.train(was_training)
     classes = max(train.num_classes, test.num_classes)
     scores = evaluate_features(train_f, bank.labels, test_f, queries.labels, k=int(eval_cfg.get("k", 20)),
-                               temperature=float(eval_cfg.get("temperature", 0.07)),
-                               linear_epochs=int(eval_cfg.get("linear_epochs", 100)),
-                               linear_lr=float(eval_cfg.get("linear_lr", 0.01)), seed=seed, num_classes=classes)
+                               temperature=float(eval_cfg.get("temperature", 0.07)), seed=seed,
+                               num_classes=classes)
     return {**scores, "units": "percent", "k": int(eval_cfg.get("k", 20)), "n_train": len(bank),
             "n_test": len(queries), "feature_dim": int(train_f.shape[1]), "input_filter": input_filter}
 

@@ -1,9 +1,8 @@
 """stable-baselines3 interop: a ``BaseFeaturesExtractor`` around a pretrained mcrl encoder.
 
 SB3 already divides image observations by 255 (``normalize_images=True``, its default), so the
-extractor receives floats in [0, 1]. Our ConvEncoder divides by 255 itself, so those floats are
-scaled back to 0..255 first; ResNetSmall / ViT take [0, 1] floats as they are. Pixels are thus
-normalised exactly once, whichever encoder is wrapped.
+extractor receives floats in [0, 1]; every mcrl encoder uses floats as given (uint8 alone is scaled
+inside, ``to_float_pixels``), so pixels are scaled to [0, 1] exactly once, whichever encoder is wrapped.
 """
 
 from __future__ import annotations
@@ -15,7 +14,7 @@ import torch
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from torch import nn
 
-from representations.encoders import ConvEncoder, load_pretrained
+from representations.encoders import load_pretrained
 
 
 class PretrainedExtractor(BaseFeaturesExtractor):
@@ -43,11 +42,8 @@ class PretrainedExtractor(BaseFeaturesExtractor):
         self._scale = self._input_scale()
 
     def _input_scale(self) -> float:
-        """Factor that takes what SB3 passes in to what the encoder expects."""
-        wants_255 = isinstance(self.encoder, ConvEncoder)
-        if self.normalized_images:
-            return 255.0 if wants_255 else 1.0
-        return 1.0 if wants_255 else 1.0 / 255.0
+        """Factor that takes SB3's float observations to [0, 1] (every encoder uses floats as given)."""
+        return 1.0 if self.normalized_images else 1.0 / 255.0
 
     def train(self, mode: bool = True) -> PretrainedExtractor:
         super().train(mode)

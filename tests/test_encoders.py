@@ -57,7 +57,7 @@ def test_conv_encoder_curl_shape_and_parameter_count() -> None:
     obs = torch.randint(0, 256, (2, 9, 84, 84), dtype=torch.uint8)
     assert enc(obs).shape == (2, 50)
     side = (84 - 3) // 2 + 1 - 2 * 3  # 41 after the stride-2 conv, then three valid 3x3 convs: 35
-    assert side == 35 and enc.last_conv_map.shape == (2, 32, 35, 35)
+    assert side == 35 and enc.conv_features(obs).shape == (2, 32, 35, 35)
     first_conv = 9 * 32 * 3 * 3 + 32
     other_convs = 3 * (32 * 32 * 3 * 3 + 32)
     fc = 32 * 35 * 35 * 50 + 50
@@ -71,15 +71,17 @@ def test_conv_encoder_curl_shape_and_parameter_count() -> None:
 
 def test_resnet_small_shapes_and_parameter_count() -> None:
     enc = ResNetSmall(in_channels=3, image_size=28, widths=(4, 8), blocks=(1, 1))
-    out = enc(torch.randint(0, 256, (2, 3, 28, 28), dtype=torch.uint8))
+    images = torch.randint(0, 256, (2, 3, 28, 28), dtype=torch.uint8)
+    out = enc(images)
     assert out.shape == (2, 8) and enc.feature_dim == 8
-    assert enc.last_conv_map.shape == (2, 8, 14, 14) and enc.conv_shape == (8, 14, 14)
+    assert enc.conv_features(images).shape == (2, 8, 14, 14) and enc.conv_shape == (8, 14, 14)
     stem = 3 * 4 * 9 + 2 * 4
     block1 = 2 * (4 * 4 * 9 + 2 * 4)  # identity shortcut
     block2 = (4 * 8 * 9 + 2 * 8) + (8 * 8 * 9 + 2 * 8) + (4 * 8 + 2 * 8)  # 1x1 projection shortcut
     assert n_params(enc) == stem + block1 + block2
     big = ResNetSmall(in_channels=9, image_size=96, widths=(8, 8, 16), blocks=(1, 2, 1), stem_stride=2)
-    assert big(torch.randn(1, 9, 96, 96)).shape == (1, 16) and big.last_conv_map.shape[-1] == 12
+    x = torch.randn(1, 9, 96, 96)
+    assert big(x).shape == (1, 16) and big.conv_features(x).shape[-1] == 12
     with pytest.raises(ValueError, match="too small"):
         ResNetSmall(image_size=4, widths=(4, 4, 4, 4), blocks=(1, 1, 1, 1))
 
@@ -397,3 +399,17 @@ def test_resnet_small_pool_keeps_a_coarse_layout():
     want = torch.stack([conv_map[..., r0:r1, c0:c1].mean(dim=(-2, -1))  # adaptive pooling cells of a 7x7 map
                         for r0, r1 in ((0, 4), (3, 7)) for c0, c1 in ((0, 4), (3, 7))], dim=-1).flatten(1)
     assert net.feature_dim == 64 and torch.allclose(net(x), want, atol=1e-6)
+
+
+def test_every_image_encoder_scales_uint8_once_and_takes_floats_as_given() -> None:
+    """One input convention: uint8 pixels are divided by 255 inside; floats are used as given."""
+    from representations.encoders import ViT
+
+    raw = torch.randint(0, 256, (2, 3, 16, 16), dtype=torch.uint8)
+    unit = raw.float() / 255.0  # the hand-scaled equivalent
+    for enc in (ConvEncoder(in_channels=3, image_size=16, num_layers=2, num_filters=4, feature_dim=8),
+                ResNetSmall(in_channels=3, image_size=16, widths=(4,), blocks=(1,)),
+                ViT(in_channels=3, image_size=16, patch_size=4, width=16, depth=1, heads=2)):
+        enc.eval()
+        assert torch.allclose(enc(raw), enc(unit), atol=1e-6), type(enc).__name__
+        assert not torch.allclose(enc(raw), enc(raw.float()), atol=1e-3), type(enc).__name__

@@ -5,6 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..modules.patch import to_float_pixels
+
 
 def conv_output_size(image_size: int, num_layers: int) -> int:
     """Spatial side of the last conv map: first conv 3x3 stride 2, the rest 3x3 stride 1, no padding."""
@@ -13,12 +15,13 @@ def conv_output_size(image_size: int, num_layers: int) -> int:
 
 
 class ConvEncoder(nn.Module):
-    """uint8 (or float in [0, 255]) pixels -> feature vector.
+    """Pixels -> feature vector.
 
-    Pixels are divided by 255 here and nowhere else. ``forward(obs, detach=True)`` cuts the graph
-    after the conv stack, which is how the actor uses the shared encoder (the conv weights are trained
-    by the critic and auxiliary losses only). ``last_conv_map`` holds the final conv activations of
-    the most recent forward, for saliency (SCDA) masks.
+    Input convention of every encoder (``to_float_pixels``): uint8 pixels (the RL agents' frames) are
+    divided by 255 here and nowhere else; floats are used as given. ``forward(obs, detach=True)`` cuts
+    the graph after the conv stack, which is how the actor uses the shared encoder (the conv weights
+    are trained by the critic and auxiliary losses only). Saliency reads ``conv_features`` and feeds
+    the map to ``head``, so no state is kept between calls.
     """
 
     def __init__(
@@ -52,15 +55,14 @@ class ConvEncoder(nn.Module):
         self.tanh = tanh
         self.feature_dim = feature_dim
         self.image_size = image_size
-        self.last_conv_map: torch.Tensor | None = None
 
     def conv_features(self, obs: torch.Tensor) -> torch.Tensor:
-        """Last conv map (B, filters, h, w) of ``obs`` scaled to [0, 1]."""
+        """Last conv map (B, filters, h, w); uint8 pixels are scaled to [0, 1] (``to_float_pixels``)."""
         if obs.shape[-1] != self.image_size or obs.shape[-2] != self.image_size:
             raise ValueError(
                 f"encoder expects {self.image_size}x{self.image_size} images, got {tuple(obs.shape[-2:])}"
             )
-        return self.convs(obs.float() / 255.0)
+        return self.convs(to_float_pixels(obs))
 
     def head(self, conv_map: torch.Tensor) -> torch.Tensor:
         """fc -> LayerNorm (-> tanh) on a conv map."""
@@ -69,7 +71,6 @@ class ConvEncoder(nn.Module):
 
     def forward(self, obs: torch.Tensor, detach: bool = False) -> torch.Tensor:
         conv_map = self.conv_features(obs)
-        self.last_conv_map = conv_map
         if detach:
             conv_map = conv_map.detach()
         return self.head(conv_map)

@@ -41,8 +41,8 @@ class ResNetSmall(nn.Module):
     """Images (B, C, H, W) -> pooled features (B, widths[-1] * pool**2).
 
     Stage i has ``blocks[i]`` basic blocks of width ``widths[i]``; every stage after the first
-    halves the map. ``last_conv_map`` keeps the final (B, widths[-1], h, w) map of the latest
-    forward for SCDA saliency. ``pool`` = 1 is global average pooling; ``pool`` = p average-pools
+    halves the map. SCDA saliency reads ``conv_features`` (the final (B, widths[-1], h, w) map)
+    and feeds it to ``head``. ``pool`` = 1 is global average pooling; ``pool`` = p average-pools
     the final map to p x p cells and flattens them, which keeps a coarse spatial layout (on small,
     centred images such as Fashion-MNIST the layout carries much of the class information that
     global pooling throws away). Input convention: ``to_float_pixels``.
@@ -97,7 +97,6 @@ class ResNetSmall(nn.Module):
         for _ in range(len(widths) - 1 + (stem_stride == 2)):
             side = (side + 1) // 2
         self.conv_shape = (widths[-1], side, side)
-        self.last_conv_map: torch.Tensor | None = None
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
@@ -123,5 +122,4 @@ class ResNetSmall(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         conv_map = self.conv_features(images)
-        self.last_conv_map = conv_map
         return self.head(conv_map)

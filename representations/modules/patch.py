@@ -11,7 +11,8 @@ def _pair(value: int | tuple[int, int]) -> tuple[int, int]:
 
 
 def to_float_pixels(images: torch.Tensor) -> torch.Tensor:
-    """uint8 pixels are scaled to [0, 1]; float inputs are assumed already normalised by the caller."""
+    """The one input convention of every encoder: uint8 pixels are scaled to [0, 1] here; float inputs
+    are used as given (already in the model's domain, e.g. normalised by a pretraining method)."""
     return images.float() / 255.0 if images.dtype == torch.uint8 else images
 
 

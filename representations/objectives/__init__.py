@@ -1,6 +1,6 @@
 """Pretraining methods: one ``nn.Module`` per method, ``forward(batch) -> (loss, metrics)``."""
 
-from .base import INPUT_FILTERS, Batch, Objective, encode_with_map, encoder_features, encoder_scale, normalise, pooled
+from .base import INPUT_FILTERS, Batch, Objective, encode_with_map, encoder_features, normalise, pooled
 from .cml import CML, SkeletonDecoder
 from .m2crl import M2CRL
 from .masked_moco import FILL_MODES, MoCoMask, MoCoSaliency, fill_settings
@@ -33,7 +33,6 @@ __all__ = [
     "Views",
     "encode_with_map",
     "encoder_features",
-    "encoder_scale",
     "fill_settings",
     "normalise",
     "pooled",

@@ -16,7 +16,6 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..encoders.conv import ConvEncoder
 from ..masking import high_pass
 
 Batch = dict[str, Any]
@@ -33,16 +32,9 @@ def normalise(x: torch.Tensor) -> torch.Tensor:
     return (x - PIXEL_MEAN) / PIXEL_STD
 
 
-def encoder_scale(encoder: nn.Module) -> float:
-    """The one input-scale rule of the objectives: ConvEncoder divides every input by 255 itself
-    (the RL agents feed it uint8 frames), the other encoders take their floats as given."""
-    return 255.0 if isinstance(encoder, ConvEncoder) else 1.0
-
-
 def encode_with_map(encoder: nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
     """(features, last conv map or None) of prepared inputs: conv encoders (``conv_features`` +
     ``head``) return their map as a value, so saliency never reads state left by an earlier call."""
-    x = x * encoder_scale(encoder)
     if hasattr(encoder, "conv_features") and hasattr(encoder, "head"):
         conv_map = encoder.conv_features(x)
         return encoder.head(conv_map), conv_map
@@ -68,7 +60,7 @@ def encoder_features(encoder: nn.Module, images: torch.Tensor, input_filter: str
     x = normalise(images.float() / 255.0 if images.dtype == torch.uint8 else images.float())
     if input_filter == "high_pass":
         x = high_pass(x, *highpass)
-    return pooled(encoder(x * encoder_scale(encoder))).float()
+    return pooled(encoder(x)).float()
 
 
 class Objective(nn.Module):

@@ -18,17 +18,16 @@ class CURLObjective(nn.Module):
     def forward(self, anchor: torch.Tensor, positive: torch.Tensor,
                 extra_negatives: torch.Tensor | None = None, extra_negative_weight: float = 1.0,
                 hard_mode: str = "logit") -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """InfoNCE over the batch (+ optional per-query extra negatives weighted by alpha), in fp32.
+        """InfoNCE over the batch (+ optional per-query hard negatives weighted by alpha), in fp32.
 
-        The weighting is ``representations.losses.info_nce``'s: alpha multiplies the hard negative's
-        logit, exp(alpha * s) (``hard_mode="logit"``, as in the saliency paper's official code); it is
-        the only mode, kept as an argument so a config naming another mode fails loudly.
+        The weighting is ``representations.losses.info_nce``'s hard-negative weighting: with
+        ``hard_mode="logit"`` (the saliency paper's official code) alpha multiplies the hard
+        negative's similarity inside the logit; ``"term"`` multiplies its exp term instead.
         """
-        if hard_mode != "logit":
-            raise ValueError(f"hard_mode must be 'logit' (alpha inside the logit), got {hard_mode!r}")
-        extra = None if extra_negatives is None else extra_negatives.detach().float()
+        hard = None if extra_negatives is None else extra_negatives.detach().float()
         anchor, positive = anchor.float(), positive.detach().float()
-        kwargs = dict(weight=self.W.float(), extra_negatives=extra, extra_negative_weight=extra_negative_weight)
+        kwargs = dict(weight=self.W.float(), hard_negatives=hard, hard_negative_weight=extra_negative_weight,
+                      hard_mode=hard_mode)
         loss = info_nce(anchor, positive, **kwargs)
         with torch.no_grad():
             logits, labels = info_nce_logits(anchor, positive, **kwargs)

@@ -42,5 +42,8 @@ def write_gif(frames: list[np.ndarray], path: Path, fps: int = 25) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     images = [Image.fromarray(f.astype(np.uint8)) for f in frames]
     tmp = path.with_name(f".{path.name}.tmp")
-    images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:], duration=int(1000 / fps), loop=0)
-    tmp.replace(path)
+    try:
+        images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:], duration=int(1000 / fps), loop=0)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)

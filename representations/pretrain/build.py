@@ -11,6 +11,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..core.errors import UserError
 from ..core.trainer import TrainerConfig
 from ..data import (
     MOCAP_PATH,
@@ -82,7 +83,7 @@ def build_model_encoder(encoder_cfg: dict[str, Any], method_cfg: dict[str, Any],
     kwargs.update(in_channels=channels, image_size=image_size)
     if method_cfg["objective"] == "micl":
         if name != "vit":
-            raise ValueError(f"method micl needs encoder=vit, got encoder={name}")
+            raise UserError(f"method micl needs encoder=vit, got encoder={name}")
         kwargs["num_cls"] = 2
     for key in ("widths", "blocks"):
         if key in kwargs:
@@ -90,7 +91,7 @@ def build_model_encoder(encoder_cfg: dict[str, Any], method_cfg: dict[str, Any],
     try:
         return build_encoder(name, **kwargs)
     except TypeError as err:
-        raise ValueError(f"encoder {name}: {err}") from None
+        raise UserError(f"encoder {name}: {err}") from None
 
 
 def build_skeleton_augment(data_cfg: dict[str, Any]) -> SkeletonAugment:
@@ -102,9 +103,9 @@ def build_skeleton_encoder(encoder_cfg: dict[str, Any], method_cfg: dict[str, An
     """ST-GCN sized for the data: coordinates, joints, persons and graph come from the sequences."""
     name = str(encoder_cfg["name"])
     if name != "stgcn":
-        raise ValueError(f"skeleton data needs encoder=stgcn, got encoder={name}")
+        raise UserError(f"skeleton data needs encoder=stgcn, got encoder={name}")
     if method_cfg["objective"] not in SKELETON_METHODS:
-        raise ValueError(f"method {method_cfg['name']} trains on images; skeleton data needs method=cml")
+        raise UserError(f"method {method_cfg['name']} trains on images; skeleton data needs method=cml")
     kwargs = {k: v for k, v in encoder_cfg.items() if k != "name"}
     for key in ("channels", "strides"):
         if kwargs.get(key) is not None:
@@ -113,7 +114,7 @@ def build_skeleton_encoder(encoder_cfg: dict[str, Any], method_cfg: dict[str, An
     try:
         return build_encoder(name, **kwargs)
     except TypeError as err:
-        raise ValueError(f"encoder {name}: {err}") from None
+        raise UserError(f"encoder {name}: {err}") from None
 
 
 def _saliency_encoder(method_cfg: dict[str, Any], device: torch.device) -> nn.Module | None:
@@ -122,7 +123,7 @@ def _saliency_encoder(method_cfg: dict[str, Any], device: torch.device) -> nn.Mo
         return None
     path = Path(str(source))
     if not path.is_file():
-        raise FileNotFoundError(f"saliency encoder not found: {path} (use method.saliency=key or a saved encoder.pt)")
+        raise UserError(f"saliency encoder not found: {path} (use method.saliency=key or a saved encoder.pt)")
     return load_pretrained(path).to(device)
 
 
@@ -132,7 +133,7 @@ def build_objective(method_cfg: dict[str, Any], encoder: nn.Module, augment: Bat
     """Instantiate the method named by ``method.objective`` with its config keys (and ``extra``) as kwargs."""
     kind = str(method_cfg["objective"])
     if kind not in METHODS:
-        raise ValueError(f"unknown method {kind!r}; available: {', '.join(METHODS)}")
+        raise UserError(f"unknown method {kind!r}; available: {', '.join(METHODS)}")
     kwargs = {k: v for k, v in method_cfg.items() if k not in _META_KEYS}
     kwargs.update(extra or {})
     if isinstance(kwargs.get("mask_parts"), (list, tuple)):
@@ -147,7 +148,7 @@ def build_objective(method_cfg: dict[str, Any], encoder: nn.Module, augment: Bat
     try:
         return METHODS[kind](encoder, augment, generators=generators, **kwargs)
     except TypeError as err:
-        raise ValueError(f"method {kind}: {err}") from None
+        raise UserError(f"method {kind}: {err}") from None
 
 
 def input_filter_of(method_cfg: dict[str, Any]) -> str:
@@ -181,11 +182,18 @@ def trainer_config(cfg: dict[str, Any]) -> TrainerConfig:
     )
 
 
+MAX_UPSCALE = 4  # largest crop size, as a multiple of the images' side
+
+
 def check_data(train: ImageData, data_cfg: dict[str, Any]) -> tuple[int, int]:
     """(channels, crop size) of the data, checked against the config."""
     channels = train.channels
     want = data_cfg.get("channels")
     if want is not None and int(want) != channels:
         raise DataError(f"data.channels={want} but the images have {channels} channels")
-    size = int(data_cfg.get("image_size") or min(train.images.shape[-2:]))
+    native = min(train.images.shape[-2:])
+    size = int(data_cfg.get("image_size") or native)
+    if not 1 <= size <= MAX_UPSCALE * native:  # views are crops of the images: bound before any batch is made
+        raise DataError(f"data.image_size={size} must be between 1 and {MAX_UPSCALE}x the images' {native} px "
+                        f"side (<= {MAX_UPSCALE * native})")
     return channels, size

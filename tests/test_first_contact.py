@@ -1,0 +1,69 @@
+"""What a new user meets first: the CPU preset of bare ``mcrl-train``, and the sweep syntaxes."""
+
+from __future__ import annotations
+
+import pytest
+from hydra import compose, initialize_config_module
+from omegaconf import OmegaConf
+
+from agents.train import preset_overrides, rewrite_overrides
+
+from .test_cli_errors import invoke
+
+
+def composed(overrides: list[str]) -> dict:
+    with initialize_config_module("configs", version_base="1.3"):
+        return OmegaConf.to_container(compose("train", overrides=overrides), resolve=True)
+
+
+def test_bare_mcrl_train_without_cuda_runs_the_cpu_preset_and_says_so():
+    extra, notice = preset_overrides([], cuda=False)
+    assert extra == ["preset=cpu"] and "CPU preset" in notice and "preset=paper" in notice
+    assert preset_overrides([], cuda=True) == ([], None)  # paper scale stays the default on CUDA
+    extra, notice = preset_overrides(["env=cheetah-run"], cuda=False)  # explicit runs keep their meaning
+    assert extra == [] and "preset=cpu" in notice
+    assert preset_overrides(["preset=paper"], cuda=False) == ([], None)
+
+
+def test_cpu_preset_config_is_the_measured_small_curl_run():
+    cpu, paper = composed(["preset=cpu"]), composed([])
+    # the settings of benchmarks/results/cpu_synthetic (16 min for 16k env steps there, returns rising)
+    assert cpu["env"]["name"] == "synthetic-reach" and cpu["agent"]["name"] == "curl"
+    assert (cpu["steps"], cpu["eval_every"], cpu["batch_size"], cpu["random_agent_steps"], cpu["threads"]) == \
+        (16000, 2000, 64, 200, 1)
+    assert (cpu["agent"]["hidden_dim"], cpu["agent"]["num_filters"]) == (128, 16)
+    assert cpu["checkpoint_every"] == 2000  # interpolations follow the preset
+    # paper scale: CURL's own settings
+    assert paper["env"]["name"] == "cartpole-swingup" and paper["steps"] == 100000 and paper["batch_size"] == 512
+    assert composed(["preset=cpu", "steps=400"])["steps"] == 400  # the command line still wins
+
+
+@pytest.mark.parametrize(("sweep", "expected"), [
+    ("agent=curl,sac", [("curl", "synthetic-reach"), ("sac", "synthetic-reach")]),
+    ("env=hopper-hop,cheetah-run", [("curl", "hopper-hop"), ("curl", "cheetah-run")]),
+])
+def test_multirun_sweeps_over_agents_and_over_tasks_without_their_own_yaml(sweep, expected, tmp_path, monkeypatch):
+    import agents.loop
+
+    seen = []
+
+    def fake_train(cfg, run_dir):  # hydra's multirun machinery runs for real; training is not the point here
+        seen.append((cfg.agent.name, cfg.env.name, cfg.env.lr, run_dir.parent == tmp_path))
+        return {}
+
+    monkeypatch.setattr(agents.loop, "train", fake_train)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # the generated env YAMLs go there
+    base = [] if sweep.startswith("env=") else ["env=synthetic-reach"]
+    code, _, err = invoke("mcrl-train", ["-m", *base, sweep, "progress=false", f"hydra.sweep.dir={tmp_path}"])
+    assert code == 0, err
+    assert [(a, e) for a, e, _, _ in seen] == expected
+    assert all(inside for *_, inside in seen)
+    if sweep.startswith("env="):  # hopper-hop: env/dmc.yaml's values; cheetah-run: its own YAML (lr 2e-4)
+        assert [lr for _, _, lr, _ in seen] == [1e-3, 2e-4]
+
+
+def test_env_sweep_rewrites_only_tasks_without_yaml():
+    out = rewrite_overrides(["-m", "env=hopper-hop,cheetah-run"])
+    assert out[-1] == "env=hopper-hop,cheetah-run" and any(a.startswith("hydra.searchpath=") for a in out)
+    assert rewrite_overrides(["env=hopper-hop"]) == ["env=dmc", "env.name=hopper-hop"]
+    assert rewrite_overrides(["-m", "agent=curl,sac"]) == ["-m", "agent=curl,sac"]

@@ -284,7 +284,10 @@ def evaluate(s: Session) -> dict[str, float]:
     step = s.counters["env_step"]
     video = s.run_dir / "videos" / f"eval_{step:09d}.gif" if s.cfg.save_video else None
     seeds = [s.seeds.episode_seed("eval_env", i) for i in range(int(s.cfg.eval_episodes))]
-    returns = run_episodes(s.agent, s.eval_env, seeds, video)
+    n = len(seeds)
+    returns = run_episodes(s.agent, s.eval_env, seeds, video,
+                           on_episode=lambda done: s.logger.progress(step, evaluating=f"{done}/{n} episodes"))
+    s.logger.clear_postfix("evaluating")
     row = {"env_step": step, "return_mean": float(returns.mean()), "return_std": float(returns.std()),
            "episodes": len(returns), "wall_time_s": round(s.logger.elapsed(), 2)}
     s.logger.row("eval", row)

@@ -147,6 +147,12 @@ class Logger:
             self._bar.set_postfix(self._postfix, refresh=False)
         self._bar.update(step - self._bar.n)
 
+    def clear_postfix(self, key: str) -> None:
+        """Drop one field shown after the bar (e.g. an evaluation's episode count once it is over)."""
+        self._postfix.pop(key, None)
+        if self._bar is not None:
+            self._bar.set_postfix(self._postfix, refresh=False)
+
     def message(self, text: str) -> None:
         """A line printed above the bar without breaking it."""
         if self._bar is not None:

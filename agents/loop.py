@@ -101,6 +101,7 @@ class Session:
     resumed: bool
     averager: _Averager = field(default_factory=_Averager)
     recent: deque = field(default_factory=lambda: deque(maxlen=100))
+    recent_len: deque = field(default_factory=lambda: deque(maxlen=100))  # env steps, as SB3's ep_len_mean
     saved_at: int = -1
 
     # -- persistence -----------------------------------------------------------------------------
@@ -109,7 +110,8 @@ class Session:
         state = {"agent": self.agent.training_state(),
                  "rng": {"torch": torch.get_rng_state(), "exploration": self.explore_rng.bit_generator.state,
                          "replay": self.replay.rng_state()},
-                 "logging": {"averager": self.averager.state(), "recent": list(self.recent)}}
+                 "logging": {"averager": self.averager.state(), "recent": list(self.recent),
+                             "recent_len": list(self.recent_len)}}
         if torch.cuda.is_available():
             state["rng"]["cuda"] = torch.cuda.get_rng_state_all()
         self.logger.flush()  # every event up to this step is on disk before the checkpoint names it
@@ -127,6 +129,7 @@ class Session:
         self.explore_rng.bit_generator.state = s["rng"]["exploration"]
         self.averager.load(s["logging"]["averager"])
         self.recent.extend(float(r) for r in s["logging"]["recent"])
+        self.recent_len.extend(int(n) for n in s["logging"].get("recent_len", []))
         episodes = self.counters["episode"]
         self.store.prune_from(episodes)
         self.store.restore(self.replay, episodes)
@@ -314,7 +317,7 @@ def run_loop(s: Session) -> dict[str, Any]:
     previous_handler = signal.signal(signal.SIGTERM, on_sigterm)
     obs, _ = s.env.reset(seed=s.seeds.episode_seed("train_env", c["episode"]))
     replay.start_episode(obs)
-    ep_return, step_timer, step_mark = 0.0, logger.elapsed(), c["env_step"]
+    ep_return, ep_len, step_timer, step_mark = 0.0, 0, logger.elapsed(), c["env_step"]
     try:
         if not s.resumed:
             last_eval = evaluate(s)  # the untrained policy: every curve starts at env step 0
@@ -328,12 +331,15 @@ def run_loop(s: Session) -> dict[str, Any]:
             c["env_step"] += repeat
             c["agent_step"] += 1
             ep_return += float(reward)
+            ep_len += 1
             done = terminated or truncated
             if done:
                 s.store.write(c["episode"], replay.episode_arrays())
                 c["episode"] += 1
                 s.recent.append(ep_return)
-                logger.scalars({"rollout/ep_rew_mean": float(np.mean(s.recent)), "time/episodes": c["episode"]},
+                s.recent_len.append(ep_len * repeat)
+                logger.scalars({"rollout/ep_rew_mean": float(np.mean(s.recent)),
+                                "rollout/ep_len_mean": float(np.mean(s.recent_len)), "time/episodes": c["episode"]},
                                c["env_step"])
             if c["env_step"] >= c["next_eval"]:  # evaluate before checkpointing at the same step
                 last_eval = evaluate(s)
@@ -356,7 +362,7 @@ def run_loop(s: Session) -> dict[str, Any]:
                     s.save()
                 obs, _ = s.env.reset(seed=s.seeds.episode_seed("train_env", c["episode"]))
                 replay.start_episode(obs)
-                ep_return = 0.0
+                ep_return, ep_len = 0.0, 0
             logger.progress(c["env_step"])
         if last_eval.get("env_step") != c["env_step"]:
             last_eval = evaluate(s)

@@ -67,3 +67,16 @@ def test_env_sweep_rewrites_only_tasks_without_yaml():
     assert out[-1] == "env=hopper-hop,cheetah-run" and any(a.startswith("hydra.searchpath=") for a in out)
     assert rewrite_overrides(["env=hopper-hop"]) == ["env=dmc", "env.name=hopper-hop"]
     assert rewrite_overrides(["-m", "agent=curl,sac"]) == ["-m", "agent=curl,sac"]
+
+
+def test_help_lists_the_training_config_groups_only():
+    from agents.train import _options
+
+    code, out, _ = invoke("mcrl-train", ["--help"])
+    assert code == 0
+    section = out[out.index("== Config groups"): out.index("== Settings")]
+    groups = dict(line.split(":", 1) for line in section.splitlines()
+                  if line.split(":", 1)[0] in ("agent", "aux", "env", "preset", "data", "method", "encoder"))
+    assert set(groups) == {"agent", "aux", "env", "preset"}  # not mcrl-pretrain's data / method / encoder
+    for group, listed in groups.items():
+        assert [o.strip() for o in listed.split("(")[0].split(",")] == _options(group), group

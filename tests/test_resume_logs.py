@@ -39,12 +39,12 @@ def interrupted_and_resumed(root: Path, sig: signal.Signals) -> tuple[Path, str]
     return run_dir, str(wall_at_ckpt)
 
 
-def tensorboard_steps(run_dir: Path) -> dict[str, list[int]]:
+def tensorboard_scalars(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     acc = EventAccumulator(str(run_dir / "tb"), size_guidance={"scalars": 0})
     acc.Reload()
-    return {tag: [e.step for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
+    return {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
 
 
 @pytest.mark.parametrize("sig", [signal.SIGTERM, pytest.param(signal.SIGKILL, marks=pytest.mark.slow)],
@@ -56,9 +56,11 @@ def test_resumed_run_has_every_scalar_once_at_every_logged_step(sig, tmp_path):
     assert [int(r["env_step"]) for r in train] == list(range(50, 301, 50))  # the log_every grid
     wall = [float(r["wall_time_s"]) for r in evals]
     assert wall == sorted(wall) and wall[0] < wall[-1]  # cumulative across the restart, never back to 0
-    tb = tensorboard_steps(run_dir)
+    scalars = tensorboard_scalars(run_dir)
+    tb = {tag: [step for step, _ in values] for tag, values in scalars.items()}
     assert tb["eval/mean_reward"] == [0, 100, 200, 300]
     assert tb["rollout/ep_rew_mean"] == [100, 200, 300]  # one episode = 100 env steps
+    assert scalars["rollout/ep_len_mean"] == [(100, 100.0), (200, 100.0), (300, 100.0)]  # env steps, as SB3
     assert tb["time/fps"] == list(range(50, 301, 50))
     train_tags = [t for t in tb if t.startswith("train/")]
     assert "train/critic_loss" in train_tags

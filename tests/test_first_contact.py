@@ -80,3 +80,18 @@ def test_help_lists_the_training_config_groups_only():
     assert set(groups) == {"agent", "aux", "env", "preset"}  # not mcrl-pretrain's data / method / encoder
     for group, listed in groups.items():
         assert [o.strip() for o in listed.split("(")[0].split(",")] == _options(group), group
+
+
+def test_gymnasium_ids_with_a_spec():
+    import gymnasium as gym
+
+    import envs
+
+    env = gym.make("mcrl/synthetic-reach-v0", image_size=32)
+    assert env.spec.id == "mcrl/synthetic-reach-v0" and env.spec.kwargs["name"] == "synthetic-reach"
+    obs, _ = env.reset(seed=0)
+    assert obs.shape == (9, 32, 32) == env.observation_space.shape  # frame stack 3 of RGB
+    direct = envs.make_env("synthetic-reach", image_size=32)
+    assert (direct.reset(seed=0)[0] == obs).all()  # the same env as envs.make_env
+    assert "mcrl/cheetah-run-v0" in gym.registry  # registered without importing dm_control
+    assert gym.registry["mcrl/cheetah-run-v0"].entry_point == "envs.registry:make_env"

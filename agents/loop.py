@@ -30,6 +30,7 @@ from agents.factory import build_agent, build_replay, make_env_from_config
 from agents.replay_store import ReplayStore
 from agents.sac import SACAgent
 from agents.seeding import RunSeeds
+from agents.train import preset_notice
 from representations.core import Checkpointer, CheckpointError, Logger, Runtime
 from representations.core.rundir import check_run_dir, check_same_run, save_hydra_record
 
@@ -265,10 +266,19 @@ def setup(cfg: DictConfig, run_dir: Path) -> Session:
         logger.message(f"resume=true but {run_dir / 'checkpoints'} holds no checkpoint: starting from scratch "
                        "(earlier log rows were discarded)")
     logger.message(f"run dir: {run_dir} | {runtime.describe()} | action repeat {repeat}")
+    if (notice := preset_notice(_hydra_choice("preset"), runtime.torch_device.type)) is not None:
+        logger.message(f"mcrl-train: {notice}")
     if loaded:
         logger.message(f"encoder initialised from {loaded['path']} (frozen: {loaded['frozen']}, "
                        f"head loaded: {loaded['head_loaded']})")
     return session
+
+
+def _hydra_choice(group: str) -> str | None:
+    """The option hydra composed for ``group`` (None outside hydra)."""
+    from hydra.core.hydra_config import HydraConfig
+
+    return HydraConfig.get().runtime.choices.get(group) if HydraConfig.initialized() else None
 
 
 def _record_resume(run_dir: Path, kind: str, env_step: int) -> None:

@@ -111,23 +111,26 @@ def _hydra_main(cfg: DictConfig) -> float:
     return float(result.get("return_mean", float("nan"))) if result else float("nan")
 
 
-def preset_overrides(argv: list[str], cuda: bool) -> tuple[list[str], str | None]:
-    """The preset a command line gets, and the notice to print up front.
+CPU_PRESET_NOTICE = ("no CUDA device: running the CPU preset (configs/preset/cpu.yaml: CURL on synthetic-reach, "
+                     "16k env steps, ~20 min on 2 cores); paper scale on a GPU: mcrl-train preset=paper")
+PAPER_ON_CPU_NOTICE = ("no CUDA device: these are paper-scale settings (CURL batch 512; a 100k-step run takes days on "
+                       "a CPU); add preset=cpu for the CPU preset")
 
-    Bare ``mcrl-train`` (no arguments) on a machine without CUDA runs ``preset=cpu``, which finishes
-    in about 20 minutes on 2 cores; anything given on the command line keeps the paper-scale defaults
-    (a sweep or a benchmark must not change meaning with the machine), with a warning on a CPU.
+
+def preset_overrides(argv: list[str], cuda: bool) -> list[str]:
+    """Bare ``mcrl-train`` (no arguments) on a machine without CUDA runs ``preset=cpu``.
+
+    It finishes in about 20 minutes on 2 cores; anything given on the command line keeps the
+    paper-scale defaults (a sweep or a benchmark must not change meaning with the machine).
     """
-    if any(a.partition("=")[0].lstrip("+") == "preset" for a in argv):
-        return [], None
-    if cuda:
-        return [], None
-    if not argv:
-        return ["preset=cpu"], ("no CUDA device: running the CPU preset (configs/preset/cpu.yaml: CURL on "
-                                "synthetic-reach, 16k env steps, ~20 min on 2 cores); paper scale on a GPU: "
-                                "mcrl-train preset=paper")
-    return [], ("no CUDA device: these are paper-scale settings (CURL batch 512, a 100k-step run takes days on "
-                "a CPU); add preset=cpu for the CPU preset")
+    return ["preset=cpu"] if not argv and not cuda else []
+
+
+def preset_notice(preset: str | None, device_type: str) -> str | None:
+    """What the run says up front about its scale (printed once it is accepted, see agents.loop.setup)."""
+    if device_type == "cuda":
+        return None
+    return CPU_PRESET_NOTICE if preset == "cpu" else PAPER_ON_CPU_NOTICE if preset == "paper" else None
 
 
 @exit_on_user_error(PROG)
@@ -136,10 +139,7 @@ def main(argv: list[str] | None = None) -> None:
     check_output_overrides(args)
     import torch
 
-    extra, notice = preset_overrides(args, torch.cuda.is_available())
-    if notice and not any(a in ("--help", "-h", "--cfg", "-c", "--info", "-i") for a in args):
-        print(f"{PROG}: {notice}", file=sys.stderr)
-    sys.argv = [sys.argv[0], *extra, *rewrite_overrides(args)]
+    sys.argv = [sys.argv[0], *preset_overrides(args, torch.cuda.is_available()), *rewrite_overrides(args)]
     _hydra_main()
 
 

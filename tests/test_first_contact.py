@@ -6,7 +6,7 @@ import pytest
 from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
-from agents.train import preset_overrides, rewrite_overrides
+from agents.train import preset_notice, preset_overrides, rewrite_overrides
 
 from .test_cli_errors import invoke
 
@@ -17,12 +17,12 @@ def composed(overrides: list[str]) -> dict:
 
 
 def test_bare_mcrl_train_without_cuda_runs_the_cpu_preset_and_says_so():
-    extra, notice = preset_overrides([], cuda=False)
-    assert extra == ["preset=cpu"] and "CPU preset" in notice and "preset=paper" in notice
-    assert preset_overrides([], cuda=True) == ([], None)  # paper scale stays the default on CUDA
-    extra, notice = preset_overrides(["env=cheetah-run"], cuda=False)  # explicit runs keep their meaning
-    assert extra == [] and "preset=cpu" in notice
-    assert preset_overrides(["preset=paper"], cuda=False) == ([], None)
+    assert preset_overrides([], cuda=False) == ["preset=cpu"]
+    assert preset_overrides([], cuda=True) == []  # paper scale stays the default on CUDA
+    assert preset_overrides(["env=cheetah-run"], cuda=False) == []  # explicit runs keep their meaning
+    assert "CPU preset" in preset_notice("cpu", "cpu") and "preset=paper" in preset_notice("cpu", "cpu")
+    assert "preset=cpu" in preset_notice("paper", "cpu")  # paper scale on a CPU: a warning
+    assert preset_notice("paper", "cuda") is None
 
 
 def test_cpu_preset_config_is_the_measured_small_curl_run():

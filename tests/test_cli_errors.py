@@ -13,6 +13,7 @@ import hashlib
 import io
 import json
 import re
+import subprocess
 import sys
 import tempfile
 from collections.abc import Callable
@@ -200,7 +201,16 @@ def documented_table() -> str:
 
 @pytest.fixture(scope="module")
 def results(tmp_path_factory):
-    return run_cases(tmp_path_factory.mktemp("cli_errors"))
+    """Run in one child interpreter: in-process hydra runs under pytest's output capture of a full
+    session lose sys.stderr (a stream closed by the capture), which a CLI user never meets."""
+    tmp = tmp_path_factory.mktemp("cli_errors")
+    out = tmp / "results.json"
+    proc = subprocess.run([sys.executable, "-m", "tests.test_cli_errors", "--json", str(out), "--tmp", str(tmp)],
+                          cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    data = json.loads(out.read_text())
+    rows = [(CASES[i], code, line, err) for i, (code, line, err) in enumerate(data["rows"])]
+    return rows, data["before"], data["after"]
 
 
 def test_every_bad_input_is_one_error_line_with_exit_2(results):
@@ -247,9 +257,18 @@ def test_only_the_user_error_type_is_caught():
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description="regenerate the bad-input table of docs/cli.md")
     parser.add_argument("--write", action="store_true")
+    parser.add_argument("--json", type=Path, help="write the raw results here (used by the test)")
+    parser.add_argument("--tmp", type=Path, help="scratch folder (default: a new temporary one)")
     opts = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp_dir:
-        table = render_table(run_cases(Path(tmp_dir))[0])
+        scratch = opts.tmp / "cases" if opts.tmp else Path(tmp_dir)
+        scratch.mkdir(parents=True, exist_ok=True)
+        rows, before, after = run_cases(scratch)
+        table = render_table(rows)
+    if opts.json:
+        opts.json.write_text(json.dumps({"rows": [(c, line, e) for _, c, line, e in rows], "before": before,
+                                         "after": after}))
+        sys.exit(0)
     if opts.write:
         text = DOC.read_text() if DOC.exists() else f"# Command-line interfaces\n\n{BEGIN}\n{END}\n"
         DOC.write_text(text[: text.index(BEGIN)] + table + text[text.index(END) + len(END):])

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-import pytest
+import subprocess
+import sys
+from pathlib import Path
+
+import yaml
 from hydra import compose, initialize_config_module
 from omegaconf import OmegaConf
 
 from agents.train import preset_notice, preset_overrides, rewrite_overrides
 
-from .test_cli_errors import invoke
+from .test_cli_errors import TINY
 
 
 def composed(overrides: list[str]) -> dict:
@@ -38,28 +42,28 @@ def test_cpu_preset_config_is_the_measured_small_curl_run():
     assert composed(["preset=cpu", "steps=400"])["steps"] == 400  # the command line still wins
 
 
-@pytest.mark.parametrize(("sweep", "expected"), [
-    ("agent=curl,sac", [("curl", "synthetic-reach"), ("sac", "synthetic-reach")]),
-    ("env=hopper-hop,cheetah-run", [("curl", "hopper-hop"), ("curl", "cheetah-run")]),
-])
-def test_multirun_sweeps_over_agents_and_over_tasks_without_their_own_yaml(sweep, expected, tmp_path, monkeypatch):
-    import agents.loop
+def run_cli(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    """A child interpreter: hydra run in-process under pytest's capture of a full session loses sys.stderr."""
+    return subprocess.run([sys.executable, "-m", "agents.train", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=300)
 
-    seen = []
 
-    def fake_train(cfg, run_dir):  # hydra's multirun machinery runs for real; training is not the point here
-        seen.append((cfg.agent.name, cfg.env.name, cfg.env.lr, run_dir.parent == tmp_path))
-        return {}
+def test_multirun_sweeps_over_agents(tmp_path):
+    proc = run_cli(["-m", *TINY, "steps=50", "eval_every=50", "agent=curl,sac", f"hydra.sweep.dir={tmp_path}"],
+                   tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    names = sorted(yaml.safe_load(p.read_text())["agent"]["name"] for p in tmp_path.glob("*/config.yaml"))
+    assert names == ["curl", "sac"]
 
-    monkeypatch.setattr(agents.loop, "train", fake_train)
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))  # the generated env YAMLs go there
-    base = [] if sweep.startswith("env=") else ["env=synthetic-reach"]
-    code, _, err = invoke("mcrl-train", ["-m", *base, sweep, "progress=false", f"hydra.sweep.dir={tmp_path}"])
-    assert code == 0, err
-    assert [(a, e) for a, e, _, _ in seen] == expected
-    assert all(inside for *_, inside in seen)
-    if sweep.startswith("env="):  # hopper-hop: env/dmc.yaml's values; cheetah-run: its own YAML (lr 2e-4)
-        assert [lr for _, _, lr, _ in seen] == [1e-3, 2e-4]
+
+def test_multirun_over_tasks_without_their_own_yaml_composes_each_task(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    args = rewrite_overrides(["-m", "env=hopper-hop,cheetah-run"])
+    searchpath = [a for a in args if a.startswith("hydra.searchpath=")]
+    assert searchpath and args[-1] == "env=hopper-hop,cheetah-run"
+    got = [composed([*searchpath, f"env={task}"])["env"] for task in ("hopper-hop", "cheetah-run")]
+    # hopper-hop: env/dmc.yaml's values with its name; cheetah-run: its own YAML (CURL's lr 2e-4)
+    assert [(e["name"], e["lr"]) for e in got] == [("hopper-hop", 1e-3), ("cheetah-run", 2e-4)]
 
 
 def test_env_sweep_rewrites_only_tasks_without_yaml():
@@ -69,11 +73,12 @@ def test_env_sweep_rewrites_only_tasks_without_yaml():
     assert rewrite_overrides(["-m", "agent=curl,sac"]) == ["-m", "agent=curl,sac"]
 
 
-def test_help_lists_the_training_config_groups_only():
+def test_help_lists_the_training_config_groups_only(tmp_path):
     from agents.train import _options
 
-    code, out, _ = invoke("mcrl-train", ["--help"])
-    assert code == 0
+    proc = run_cli(["--help"], tmp_path)
+    assert proc.returncode == 0
+    out = proc.stdout
     section = out[out.index("== Config groups"): out.index("== Settings")]
     groups = dict(line.split(":", 1) for line in section.splitlines()
                   if line.split(":", 1)[0] in ("agent", "aux", "env", "preset", "data", "method", "encoder"))

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from .test_cli_errors import TINY, invoke
+from .test_cli_errors import TINY
 
 SETTINGS = [*TINY, "steps=300", "eval_every=100", "checkpoint_every=100"]
 
@@ -74,13 +74,15 @@ def test_resumed_run_has_every_scalar_once_at_every_logged_step(sig, tmp_path):
 
 def test_a_truncated_newest_checkpoint_falls_back_to_the_previous_one(tmp_path):
     run_dir = tmp_path / "run"
-    code, _, err = invoke("mcrl-train", [*SETTINGS, "steps=200", f"hydra.run.dir={run_dir}"])
-    assert code == 0, err
+    train = [sys.executable, "-m", "agents.train", *SETTINGS, f"hydra.run.dir={run_dir}"]
+    first = subprocess.run([*train, "steps=200"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0, first.stderr
     ckpts = sorted((run_dir / "checkpoints").glob("ckpt_*.pt"))
     assert [p.name for p in ckpts] == ["ckpt_0000000100.pt", "ckpt_0000000200.pt"]
     ckpts[-1].write_bytes(ckpts[-1].read_bytes()[:1000])  # a crash mid-copy
-    code, _, err = invoke("mcrl-train", [*SETTINGS, "resume=true", f"hydra.run.dir={run_dir}"])
-    assert code == 0, err
+    resumed = subprocess.run([*train, "resume=true"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    err = resumed.stderr
     warnings = [line for line in err.splitlines() if line.startswith("warning:")]
     assert len(warnings) == 1 and "ckpt_0000000200.pt" in warnings[0] and "previous checkpoint" in warnings[0]
     assert "resumed from the checkpoint at env step 100" in err

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from agents.sac import AuxInputs
+from representations.core.errors import UserError
 from representations.masking.frames import RANDOM, apply_bert_replacement, mask_observations
 from representations.modules.sequence import constant_then_inverse_sqrt, inverse_sqrt_warmup
 from representations.objectives.curl import CURLObjective
@@ -107,7 +108,7 @@ class SaliencyCURLAux(AuxBase):
         self.alpha = float(settings.get("alpha", 2.0))
         self.hard_mode = str(settings.get("hard_mode", "logit"))
         if self.hard_mode != "logit":
-            raise ValueError(f"curl_saliency hard_mode must be 'logit' (alpha inside the logit), "
+            raise UserError(f"curl_saliency hard_mode must be 'logit' (alpha inside the logit), "
                              f"got {self.hard_mode!r}")
 
     def compute(self, inputs: AuxInputs) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -140,10 +141,10 @@ class MCURLAux(AuxBase):
         self.num_seqs = int(settings.get("num_seqs", 16))
         self.mask_space = str(settings.get("mask_space", "observation"))
         if self.mask_space not in ("observation", "features"):
-            raise ValueError(f"mcurl mask_space must be 'observation' or 'features', got {self.mask_space!r}")
+            raise UserError(f"mcurl mask_space must be 'observation' or 'features', got {self.mask_space!r}")
         step = str(settings.get("encoder_step", "separate"))
         if step not in ("separate", "joint"):
-            raise ValueError(f"mcurl encoder_step must be 'separate' or 'joint', got {step!r}")
+            raise UserError(f"mcurl encoder_step must be 'separate' or 'joint', got {step!r}")
         self.separate_step = step == "separate"
         self.encoder_lr_scale = float(settings.get("encoder_lr_scale", 2.0))
         self.encoder_annealing = bool(settings.get("encoder_annealing", True))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from omegaconf import OmegaConf
@@ -26,6 +27,21 @@ def find_checkpoint(path: Path) -> Path:
     raise UserError(f"no such run directory or checkpoint: {path}")
 
 
+def check_video_path(path: Path) -> None:
+    """Refuse a --video target that cannot be written, before any episode runs."""
+    if path.is_dir():
+        raise UserError(f"--video {path} is a directory; give a file name such as {path / 'episode.gif'}")
+    if path.suffix.lower() != ".gif":
+        raise UserError(f"--video {path}: only .gif is written, got {path.suffix or 'no suffix'!r}")
+    parent = path.parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise UserError(f"--video {path}: {parent} is a file, not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UserError(f"--video {path}: {parent} is not writable")
+
+
 @exit_on_user_error("mcrl-eval")
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="mcrl-eval", description=__doc__)
@@ -38,6 +54,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.episodes <= 0:
         raise UserError(f"--episodes must be > 0, got {args.episodes}")
+    if args.video is not None:
+        check_video_path(args.video)
     ckpt_path = find_checkpoint(args.path)
     try:
         state = load_checkpoint(ckpt_path)

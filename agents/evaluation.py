@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import gymnasium as gym
@@ -12,11 +12,16 @@ from agents.sac import SACAgent
 
 
 def run_episodes(agent: SACAgent, env: gym.Env, seeds: Sequence[int],
-                 video_path: Path | None = None) -> np.ndarray:
-    """Returns per-episode returns (one episode per reset seed); optionally writes the first as a GIF."""
+                 video_path: Path | None = None, on_episode: Callable[[int], None] | None = None) -> np.ndarray:
+    """Returns per-episode returns (one episode per reset seed); optionally writes the first as a GIF.
+
+    ``on_episode(done)`` is called before each episode and at the end, so a caller can show progress.
+    """
     returns = np.zeros(len(seeds))
     frames: list[np.ndarray] = []
     for ep, seed in enumerate(seeds):
+        if on_episode is not None:
+            on_episode(ep)
         obs, _ = env.reset(seed=int(seed))
         done = False
         while not done:
@@ -25,6 +30,8 @@ def run_episodes(agent: SACAgent, env: gym.Env, seeds: Sequence[int],
             obs, reward, terminated, truncated, _ = env.step(agent.act(obs, deterministic=True))
             returns[ep] += float(reward)
             done = terminated or truncated
+    if on_episode is not None:
+        on_episode(len(seeds))
     if video_path is not None and frames:
         write_gif(frames, video_path)
     return returns
@@ -42,5 +49,8 @@ def write_gif(frames: list[np.ndarray], path: Path, fps: int = 25) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     images = [Image.fromarray(f.astype(np.uint8)) for f in frames]
     tmp = path.with_name(f".{path.name}.tmp")
-    images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:], duration=int(1000 / fps), loop=0)
-    tmp.replace(path)
+    try:
+        images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:], duration=int(1000 / fps), loop=0)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)

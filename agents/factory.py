@@ -10,7 +10,7 @@ from typing import Any
 import gymnasium as gym
 import torch
 
-from agents.errors import UserError
+from agents.errors import UserError, as_user_error
 from agents.replay import PixelReplay, StateReplay
 from agents.sac import SACAgent, SACConfig
 from representations.core.runtime import Runtime
@@ -65,8 +65,10 @@ def build_aux(names: list[str], aux_cfg: Mapping[str, Any] | None, feature_dim: 
     for name in names:
         settings = aux_settings(name, aux_cfg)
         cls = aux_class(name, settings)
-        objectives.append(cls(settings, feature_dim=feature_dim, action_repeat=action_repeat,
-                              num_conv_layers=num_conv_layers))
+        # the constructor validates the user's aux_cfg.<name> settings: its ValueError is bad input
+        with as_user_error(ValueError, prefix=f"aux_cfg.{name}: "):
+            objectives.append(cls(settings, feature_dim=feature_dim, action_repeat=action_repeat,
+                                  num_conv_layers=num_conv_layers))
     return objectives
 
 
@@ -84,9 +86,10 @@ def build_agent(agent_cfg: Mapping[str, Any], env_cfg: Mapping[str, Any], obs_sp
     if names and not pixels:
         raise UserError(f"aux objectives {names} need pixel observations (agent.pixels=true)")
     aux = build_aux(names, aux_cfg, cfg.feature_dim, int(env_cfg.get("action_repeat") or 1), cfg.num_conv_layers)
-    agent = SACAgent(obs_shape, action_dim, cfg, aux=aux, device=runtime.torch_device, pixels=pixels,
-                     generator=generator if generator is not None else runtime.generator("agent"),
-                     autocast=runtime.autocast, replay=replay, batch_size=batch_size)
+    with as_user_error(ValueError, prefix="agent: "):  # the constructor validates agent.* settings
+        agent = SACAgent(obs_shape, action_dim, cfg, aux=aux, device=runtime.torch_device, pixels=pixels,
+                         generator=generator if generator is not None else runtime.generator("agent"),
+                         autocast=runtime.autocast, replay=replay, batch_size=batch_size)
     if runtime.compile and pixels:
         agent.compile_encoders()
     return agent

@@ -10,6 +10,7 @@ resumed produces the same numbers as an uninterrupted one (bit-identical on CPU)
 from __future__ import annotations
 
 import csv
+import os
 import shutil
 import signal
 import time
@@ -23,13 +24,15 @@ import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from agents.errors import UserError
+from agents.errors import UserError, as_user_error
 from agents.evaluation import run_episodes
 from agents.factory import build_agent, build_replay, make_env_from_config
 from agents.replay_store import ReplayStore
 from agents.sac import SACAgent
 from agents.seeding import RunSeeds
-from representations.core import Checkpointer, Logger, Runtime
+from agents.train import preset_notice
+from representations.core import Checkpointer, CheckpointError, Logger, Runtime
+from representations.core.rundir import check_run_dir, check_same_run, save_hydra_record
 
 EVAL_FIELDS = ["env_step", "return_mean", "return_std", "episodes", "wall_time_s"]
 COUNTERS = ("env_step", "agent_step", "episode", "next_eval", "next_log", "next_ckpt", "random_until")
@@ -99,6 +102,7 @@ class Session:
     resumed: bool
     averager: _Averager = field(default_factory=_Averager)
     recent: deque = field(default_factory=lambda: deque(maxlen=100))
+    recent_len: deque = field(default_factory=lambda: deque(maxlen=100))  # env steps, as SB3's ep_len_mean
     saved_at: int = -1
 
     # -- persistence -----------------------------------------------------------------------------
@@ -107,10 +111,13 @@ class Session:
         state = {"agent": self.agent.training_state(),
                  "rng": {"torch": torch.get_rng_state(), "exploration": self.explore_rng.bit_generator.state,
                          "replay": self.replay.rng_state()},
-                 "logging": {"averager": self.averager.state(), "recent": list(self.recent)}}
+                 "logging": {"averager": self.averager.state(), "recent": list(self.recent),
+                             "recent_len": list(self.recent_len)}}
         if torch.cuda.is_available():
             state["rng"]["cuda"] = torch.cuda.get_rng_state_all()
-        self.ckpt.save(self.counters["env_step"], state, dict(self.counters), self.config)
+        self.logger.flush()  # every event up to this step is on disk before the checkpoint names it
+        counters = {**self.counters, "wall_time_s": round(self.logger.elapsed(), 3)}
+        self.ckpt.save(self.counters["env_step"], state, counters, self.config)
         self.saved_at = self.counters["env_step"]
 
     def restore(self, state: dict[str, Any]) -> None:
@@ -123,6 +130,7 @@ class Session:
         self.explore_rng.bit_generator.state = s["rng"]["exploration"]
         self.averager.load(s["logging"]["averager"])
         self.recent.extend(float(r) for r in s["logging"]["recent"])
+        self.recent_len.extend(int(n) for n in s["logging"].get("recent_len", []))
         episodes = self.counters["episode"]
         self.store.prune_from(episodes)
         self.store.restore(self.replay, episodes)
@@ -135,9 +143,57 @@ def _fresh_counters(cfg: DictConfig) -> dict[str, int]:
             "random_until": int(cfg.random_agent_steps)}
 
 
+# settings a resume must share with the run it continues (anything else, e.g. steps, may change)
+RESUME_KEYS = ("agent", "env", "aux_cfg", "seed", "batch_size", "replay_capacity", "encoder_init", "freeze_encoder")
+
+
+def check_resume_config(requested: dict[str, Any], saved: dict[str, Any]) -> None:
+    """Refuse to continue a run under another agent, architecture or task; name the keys that differ."""
+    check_same_run(requested, saved, RESUME_KEYS)
+
+
+def _available_bytes(device: torch.device) -> int | None:
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_replay_memory(cfg: DictConfig, env: gym.Env, runtime: Runtime) -> None:
+    """Refuse a replay buffer that cannot fit before allocating it (one line instead of an OOM kill)."""
+    capacity = int(cfg.replay_capacity)
+    shape = env.observation_space.shape
+    action_dim = int(env.action_space.shape[0])
+    if cfg.agent.pixels:
+        frame = int(np.prod(shape)) // int(cfg.env.frame_stack)
+        per = frame + action_dim * 4 + 16
+        storage = runtime.torch_device if str(cfg.replay_device) == "auto" else torch.device(str(cfg.replay_device))
+    else:
+        per = (2 * int(shape[0]) + action_dim + 2) * 4
+        storage = torch.device("cpu")
+    need = capacity * per
+    free = _available_bytes(storage)
+    if free is not None and need > 0.9 * free:
+        raise UserError(f"replay_capacity={capacity} needs {need / 2**30:.1f} GiB on {storage.type} but only "
+                        f"{free / 2**30:.1f} GiB is available; lower replay_capacity")
+
+
 def setup(cfg: DictConfig, run_dir: Path) -> Session:
-    """Validate, build envs / agent / replay, and restore the newest checkpoint when resuming."""
+    """Validate, build envs / agent / replay, and restore the newest checkpoint when resuming.
+
+    Everything that can refuse the run is checked before the first byte is written to ``run_dir``,
+    so a refused run or resume leaves an existing run exactly as it was.
+    """
     validate(cfg)
+    check_run_dir(run_dir)
     seeds = RunSeeds(int(cfg.seed))
     runtime = Runtime(device=cfg.device, precision=cfg.precision, compile=cfg.compile, seed=int(cfg.seed),
                       num_threads=cfg.threads)
@@ -151,20 +207,23 @@ def setup(cfg: DictConfig, run_dir: Path) -> Session:
         episode_agent_steps = int(cfg.env.episode_length) // repeat
         if seq_len > episode_agent_steps:
             raise UserError(f"mcurl seq_len {seq_len} is longer than an episode ({episode_agent_steps} agent steps)")
+    if cfg.freeze_encoder and not cfg.encoder_init:
+        raise UserError("freeze_encoder=true needs encoder_init=PATH (a pretrained encoder to keep fixed)")
     ckpt = Checkpointer(run_dir / "checkpoints", keep=int(cfg.keep_checkpoints))
     store = ReplayStore(run_dir / "replay")
     if not cfg.resume and ((run_dir / "eval.csv").exists() or ckpt.latest()):
         raise UserError(f"{run_dir} already holds a run; pass resume=true to continue it or choose another "
                         "hydra.run.dir (nothing was overwritten)")
-    state = ckpt.load_latest(runtime.torch_device) if cfg.resume else None
-    had_run = (run_dir / "eval.csv").exists()
-    run_dir.mkdir(parents=True, exist_ok=True)
-    if state is None:
-        store.clear()  # a fresh start owns the folder: stale episodes of a run without checkpoint go
-        if (run_dir / "tb").is_dir():
-            shutil.rmtree(run_dir / "tb")
-    OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
+    with as_user_error(CheckpointError, prefix="resume=true: "):
+        state = ckpt.load_latest(runtime.torch_device, fallback=True) if cfg.resume else None
     config = OmegaConf.to_container(cfg, resolve=True)
+    if state is not None:
+        check_resume_config(config, state["config"])
+        done = int(state["counters"]["env_step"])
+        if int(cfg.steps) <= done:
+            raise UserError(f"steps={cfg.steps} but the run's checkpoint is already at env step {done}; "
+                            f"pass steps > {done} to continue it (nothing was changed)")
+    check_replay_memory(cfg, env, runtime)
 
     action_dim = int(env.action_space.shape[0])
     replay = build_replay(env.observation_space, action_dim, int(cfg.env.frame_stack), int(cfg.replay_capacity),
@@ -177,13 +236,23 @@ def setup(cfg: DictConfig, run_dir: Path) -> Session:
         from agents.transfer import apply_encoder_init
 
         loaded = apply_encoder_init(agent, str(cfg.encoder_init), bool(cfg.freeze_encoder))
-    elif cfg.freeze_encoder:
-        raise UserError("freeze_encoder=true needs encoder_init=PATH (a pretrained encoder to keep fixed)")
+
+    # -- validated: from here on the run dir is written --------------------------------------------
+    had_run = (run_dir / "eval.csv").exists()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    if state is None:
+        store.clear()  # a fresh start owns the folder: stale episodes of a run without checkpoint go
+        if (run_dir / "tb").is_dir():
+            shutil.rmtree(run_dir / "tb")
+    OmegaConf.save(cfg, run_dir / "config.yaml", resolve=True)
+    save_hydra_record(run_dir, cfg)
 
     counters = _fresh_counters(cfg)
     resume_step = int(state["counters"]["env_step"]) if state is not None else (-1 if cfg.resume else None)
+    elapsed = float(state["counters"].get("wall_time_s", 0.0)) if state is not None else 0.0
     logger = Logger(run_dir, total=int(cfg.steps), unit="env_step", csv_fields={"eval": EVAL_FIELDS},
-                    progress=bool(cfg.progress), resume_step=resume_step, initial=max(resume_step or 0, 0))
+                    progress=bool(cfg.progress), resume_step=resume_step, initial=max(resume_step or 0, 0),
+                    elapsed=elapsed)
     session = Session(cfg, run_dir, runtime, seeds, env, eval_env, agent, replay, store, ckpt, logger,
                       seeds.numpy_rng("exploration"), config, counters, resumed=state is not None)
     if state is not None or (cfg.resume and had_run):
@@ -191,42 +260,25 @@ def setup(cfg: DictConfig, run_dir: Path) -> Session:
                        int(state["counters"]["env_step"]) if state is not None else 0)
     if state is not None:
         session.restore(state)
-        _relog_checkpoint_step(session)
         logger.message(f"resumed from the checkpoint at env step {counters['env_step']} (episode "
                        f"{counters['episode']}, {replay.num_transitions} transitions reloaded into the replay buffer)")
     elif cfg.resume:
         logger.message(f"resume=true but {run_dir / 'checkpoints'} holds no checkpoint: starting from scratch "
                        "(earlier log rows were discarded)")
     logger.message(f"run dir: {run_dir} | {runtime.describe()} | action repeat {repeat}")
+    if (notice := preset_notice(_hydra_choice("preset"), runtime.torch_device.type)) is not None:
+        logger.message(f"mcrl-train: {notice}")
     if loaded:
         logger.message(f"encoder initialised from {loaded['path']} (frozen: {loaded['frozen']}, "
                        f"head loaded: {loaded['head_loaded']})")
     return session
 
 
-def _relog_checkpoint_step(s: Session) -> None:
-    """Write the TensorBoard scalars of the checkpoint's own step again.
+def _hydra_choice(group: str) -> str | None:
+    """The option hydra composed for ``group`` (None outside hydra)."""
+    from hydra.core.hydra_config import HydraConfig
 
-    ``Logger(resume_step=S)`` keeps CSV rows with step <= S but opens TensorBoard with
-    ``purge_step=S``, which hides every event with step >= S written before the restart, S included.
-    The CSV rows at S (and the rollout statistics, restored exactly) are the values that were logged
-    there, so they are re-emitted once. Drop this if the Logger moves to ``purge_step=S + 1``.
-    """
-    step = s.counters["env_step"]
-    for name in ("eval", "train"):
-        path = s.run_dir / f"{name}.csv"
-        rows = [r for r in csv.DictReader(path.open())] if path.exists() else []
-        for row in (r for r in rows if r.get("env_step") and int(float(r["env_step"])) == step):
-            if name == "eval":
-                s.logger.scalars({"eval/mean_reward": row["return_mean"], "eval/std_reward": row["return_std"]},
-                                 step)
-            else:
-                skip = ("env_step", "agent_step", "episode", "fps")
-                s.logger.scalars({f"train/{k}": v for k, v in row.items() if k not in skip and v != ""}, step)
-                s.logger.scalars({"time/fps": row["fps"]}, step)
-    if s.recent:
-        s.logger.scalars({"rollout/ep_rew_mean": float(np.mean(s.recent)), "time/episodes": s.counters["episode"]},
-                         step)
+    return HydraConfig.get().runtime.choices.get(group) if HydraConfig.initialized() else None
 
 
 def _record_resume(run_dir: Path, kind: str, env_step: int) -> None:
@@ -245,7 +297,10 @@ def evaluate(s: Session) -> dict[str, float]:
     step = s.counters["env_step"]
     video = s.run_dir / "videos" / f"eval_{step:09d}.gif" if s.cfg.save_video else None
     seeds = [s.seeds.episode_seed("eval_env", i) for i in range(int(s.cfg.eval_episodes))]
-    returns = run_episodes(s.agent, s.eval_env, seeds, video)
+    n = len(seeds)
+    returns = run_episodes(s.agent, s.eval_env, seeds, video,
+                           on_episode=lambda done: s.logger.progress(step, evaluating=f"{done}/{n} episodes"))
+    s.logger.clear_postfix("evaluating")
     row = {"env_step": step, "return_mean": float(returns.mean()), "return_std": float(returns.std()),
            "episodes": len(returns), "wall_time_s": round(s.logger.elapsed(), 2)}
     s.logger.row("eval", row)
@@ -272,7 +327,7 @@ def run_loop(s: Session) -> dict[str, Any]:
     previous_handler = signal.signal(signal.SIGTERM, on_sigterm)
     obs, _ = s.env.reset(seed=s.seeds.episode_seed("train_env", c["episode"]))
     replay.start_episode(obs)
-    ep_return, step_timer, step_mark = 0.0, logger.elapsed(), c["env_step"]
+    ep_return, ep_len, step_timer, step_mark = 0.0, 0, logger.elapsed(), c["env_step"]
     try:
         if not s.resumed:
             last_eval = evaluate(s)  # the untrained policy: every curve starts at env step 0
@@ -286,12 +341,15 @@ def run_loop(s: Session) -> dict[str, Any]:
             c["env_step"] += repeat
             c["agent_step"] += 1
             ep_return += float(reward)
+            ep_len += 1
             done = terminated or truncated
             if done:
                 s.store.write(c["episode"], replay.episode_arrays())
                 c["episode"] += 1
                 s.recent.append(ep_return)
-                logger.scalars({"rollout/ep_rew_mean": float(np.mean(s.recent)), "time/episodes": c["episode"]},
+                s.recent_len.append(ep_len * repeat)
+                logger.scalars({"rollout/ep_rew_mean": float(np.mean(s.recent)),
+                                "rollout/ep_len_mean": float(np.mean(s.recent_len)), "time/episodes": c["episode"]},
                                c["env_step"])
             if c["env_step"] >= c["next_eval"]:  # evaluate before checkpointing at the same step
                 last_eval = evaluate(s)
@@ -314,7 +372,7 @@ def run_loop(s: Session) -> dict[str, Any]:
                     s.save()
                 obs, _ = s.env.reset(seed=s.seeds.episode_seed("train_env", c["episode"]))
                 replay.start_episode(obs)
-                ep_return = 0.0
+                ep_return, ep_len = 0.0, 0
             logger.progress(c["env_step"])
         if last_eval.get("env_step") != c["env_step"]:
             last_eval = evaluate(s)

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from representations.core.errors import UserError
+
 
 @dataclass
 class Batch:
@@ -32,7 +34,7 @@ class PixelReplay:
                  device: str | torch.device = "cpu", storage_device: str | torch.device = "cpu",
                  seed: int = 0) -> None:
         if capacity < frame_stack + 2:
-            raise ValueError(f"replay capacity {capacity} is too small for frame stack {frame_stack}")
+            raise UserError(f"replay capacity {capacity} is too small for frame stack {frame_stack}")
         self.capacity = capacity
         self.k = frame_stack
         self.channels = frame_shape[0]

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from agents.errors import UserError, as_user_error
 from agents.sac import SACAgent
 from representations.encoders import ConvEncoder, load_pretrained
 
@@ -28,16 +29,18 @@ def apply_encoder_init(agent: SACAgent, path: str | os.PathLike[str], freeze: bo
     initialisation and ``{"head_loaded": False}`` says so.
     """
     if not agent.pixels:
-        raise ValueError("encoder_init needs a pixel agent (this one uses states)")
-    pretrained = load_pretrained(path)
+        raise UserError("encoder_init needs a pixel agent (this one uses states)")
+    # the file is the user's: whatever unpickling a text file or a foreign checkpoint raises is a bad input
+    with as_user_error(Exception, prefix=f"encoder_init={path} is not a pretrained encoder file: "):
+        pretrained = load_pretrained(path)
     if not isinstance(pretrained, ConvEncoder):
-        raise ValueError(f"{path} holds a {type(pretrained).__name__}; SAC agents need a ConvEncoder (encoder=conv)")
+        raise UserError(f"{path} holds a {type(pretrained).__name__}; SAC agents need a ConvEncoder (encoder=conv)")
     target: ConvEncoder = agent.critic.encoder
     mine, theirs = target.init_kwargs, pretrained.init_kwargs
     mismatched = [k for k in _CONV_KEYS if mine[k] != theirs[k]]
     if mismatched:
         detail = ", ".join(f"{k} {theirs[k]} vs agent {mine[k]}" for k in mismatched)
-        raise ValueError(f"pretrained encoder does not fit the agent: {detail}")
+        raise UserError(f"pretrained encoder does not fit the agent: {detail}")
     device = next(target.parameters()).device
     state = {k: v.to(device) for k, v in pretrained.state_dict().items()}
     own = target.state_dict()

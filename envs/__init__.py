@@ -5,6 +5,7 @@ Importing this package does not import dm_control; ``make_dmc`` does, on first u
 
 from envs.dmc import DMCEnv, make_dmc, renderer_error
 from envs.frames import FrameStack
+from envs.gym_ids import gym_id, register_gymnasium
 from envs.registry import available_tasks, default_action_repeat, make_env, register_env, synthetic_tasks
 from envs.synthetic import SyntheticReach
 from envs.validate import MIN_IMAGE_SIZE
@@ -20,5 +21,9 @@ __all__ = [
     "make_env",
     "register_env",
     "renderer_error",
+    "gym_id",
+    "register_gymnasium",
     "synthetic_tasks",
 ]
+
+register_gymnasium()

@@ -16,6 +16,7 @@ from gymnasium import spaces
 
 from envs.frames import FrameStack
 from envs.validate import MIN_IMAGE_SIZE, check_env_args
+from representations.core.errors import UserError
 
 os.environ.setdefault("MUJOCO_GL", "egl")
 
@@ -77,7 +78,7 @@ def _split_name(name: str) -> tuple[str, str]:
     """``'ball_in_cup-catch'`` -> ``('ball_in_cup', 'catch')``; unknown names list the valid ones."""
     domain, sep, task = str(name).partition("-")
     if not sep or (domain, task) not in set(_import_suite().ALL_TASKS):
-        raise ValueError(f"unknown DeepMind Control task {name!r}; available tasks: {', '.join(dmc_tasks())}")
+        raise UserError(f"unknown DeepMind Control task {name!r}; available tasks: {', '.join(dmc_tasks())}")
     return domain, task
 
 
@@ -119,7 +120,7 @@ class DMCEnv(gym.Env[np.ndarray, np.ndarray]):
         num_cameras = int(self._physics.model.ncam)
         if not -1 <= self.camera_id < num_cameras:
             # checked here so that the first render only fails for renderer set-up reasons
-            raise ValueError(f"camera_id={camera_id} is out of range for {self.name}: -1..{num_cameras - 1}")
+            raise UserError(f"camera_id={camera_id} is out of range for {self.name}: -1..{num_cameras - 1}")
         self._pending_seed = seed
         self._env_steps = 0
         self._episode_over = True

@@ -9,6 +9,7 @@ import gymnasium as gym
 
 from envs.dmc import curl_action_repeat, dmc_tasks, make_dmc
 from envs.synthetic import SyntheticReach
+from representations.core.errors import UserError
 
 SYNTHETIC_PREFIX = "synthetic-"
 
@@ -42,5 +43,5 @@ def make_env(name: str, **kwargs: Any) -> gym.Env:
     if name in _FACTORIES:
         return _FACTORIES[name](**kwargs)
     if name.startswith(SYNTHETIC_PREFIX):
-        raise ValueError(f"unknown synthetic task {name!r}; available: {', '.join(synthetic_tasks())}")
+        raise UserError(f"unknown synthetic task {name!r}; available: {', '.join(synthetic_tasks())}")
     return make_dmc(name, **kwargs)

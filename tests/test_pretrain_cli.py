@@ -60,7 +60,12 @@ def test_run_directory(saliency_run):
 
 @needs_fashion
 def test_pretrain_eval_cli(saliency_run, tmp_path):
-    proc = run("representations.pretrain.evaluate", [str(saliency_run), "--test-limit", "100"], tmp_path)
+    before = (saliency_run / "eval.json").read_bytes()
+    args = [str(saliency_run), "--test-limit", "100"]
+    refused = run("representations.pretrain.evaluate", args, tmp_path)  # other settings than eval.json's
+    assert refused.returncode == 2 and "--overwrite" in refused.stderr
+    assert (saliency_run / "eval.json").read_bytes() == before
+    proc = run("representations.pretrain.evaluate", [*args, "--overwrite"], tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "kNN top-1" in proc.stdout
     assert json.loads((saliency_run / "eval.json").read_text())["n_test"] == 100

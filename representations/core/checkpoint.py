@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -75,6 +76,19 @@ class Checkpointer:
             old.unlink(missing_ok=True)
         return path
 
-    def load_latest(self, map_location: str | torch.device = "cpu") -> dict[str, Any] | None:
-        path = self.latest()
-        return None if path is None else load_checkpoint(path, map_location)
+    def load_latest(self, map_location: str | torch.device = "cpu", fallback: bool = False) -> dict[str, Any] | None:
+        """The newest checkpoint; with ``fallback``, an unreadable one (truncated by a crash mid-copy,
+        a full disk) is skipped with a warning for the previous good one."""
+        paths = self.paths()
+        if not fallback:
+            return load_checkpoint(paths[-1], map_location) if paths else None
+        for i, path in enumerate(reversed(paths)):
+            try:
+                state = load_checkpoint(path, map_location)
+            except CheckpointError as err:
+                if i == len(paths) - 1:
+                    raise
+                print(f"warning: {err}; falling back to the previous checkpoint", file=sys.stderr)
+                continue
+            return state
+        return None

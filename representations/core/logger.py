@@ -1,7 +1,9 @@
 """Logger: TensorBoard scalars, one CSV file per stream, and a console progress bar.
 
 CSV rows are flushed as they are written so that a crash never loses what was already logged.
-On resume, rows past the resumed step are dropped so curves do not double back.
+On resume from step S, CSV rows and TensorBoard events past S are dropped (S itself is kept, it was
+logged before the checkpoint) so curves neither double back nor lose a point, and the wall clock
+continues from the checkpoint's ``elapsed`` seconds.
 """
 
 from __future__ import annotations
@@ -97,7 +99,8 @@ class Logger:
 
     def __init__(self, run_dir: str | Path, *, total: int, unit: str = "env_step",
                  csv_fields: Mapping[str, list[str] | None] | None = None, tensorboard: bool = True,
-                 progress: bool = True, resume_step: int | None = None, initial: int = 0) -> None:
+                 progress: bool = True, resume_step: int | None = None, initial: int = 0,
+                 elapsed: float = 0.0) -> None:
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.unit = unit
@@ -109,13 +112,15 @@ class Logger:
         if tensorboard:
             from torch.utils.tensorboard import SummaryWriter
 
-            self._tb = SummaryWriter(log_dir=str(self.run_dir / "tb"), purge_step=resume_step)
+            # purge_step hides events with step >= purge_step: keep the checkpoint's own step S
+            purge = None if resume_step is None else resume_step + 1
+            self._tb = SummaryWriter(log_dir=str(self.run_dir / "tb"), purge_step=purge)
         self._bar = None
         if progress:
             self._bar = tqdm(total=total, initial=initial, unit=unit.replace("_", " "), dynamic_ncols=True,
                              mininterval=1.0 if sys.stderr.isatty() else 30.0, file=sys.stderr)
         self._postfix: dict[str, str] = {}
-        self.start_time = time.time()
+        self.start_time = time.time() - float(elapsed)
 
     def scalars(self, values: Mapping[str, Any], step: int) -> None:
         """TensorBoard scalars with full names (``train/critic_loss``, ``eval/mean_reward``)."""
@@ -142,6 +147,12 @@ class Logger:
             self._bar.set_postfix(self._postfix, refresh=False)
         self._bar.update(step - self._bar.n)
 
+    def clear_postfix(self, key: str) -> None:
+        """Drop one field shown after the bar (e.g. an evaluation's episode count once it is over)."""
+        self._postfix.pop(key, None)
+        if self._bar is not None:
+            self._bar.set_postfix(self._postfix, refresh=False)
+
     def message(self, text: str) -> None:
         """A line printed above the bar without breaking it."""
         if self._bar is not None:
@@ -150,6 +161,7 @@ class Logger:
             print(text, file=sys.stderr)
 
     def elapsed(self) -> float:
+        """Seconds of this run so far, earlier sessions of a resumed run included."""
         return time.time() - self.start_time
 
     def flush(self) -> None:

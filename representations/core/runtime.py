@@ -15,6 +15,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from representations.core.errors import UserError
+
 _PRECISIONS = ("auto", "fp32", "bf16")
 
 
@@ -25,9 +27,9 @@ def resolve_device(device: str = "auto") -> torch.device:
     try:
         dev = torch.device(device)
     except RuntimeError as err:
-        raise ValueError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N") from err
+        raise UserError(f"unknown device {device!r}; use auto, cpu, cuda or cuda:N") from err
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} was asked for but CUDA is not available on this machine")
+        raise UserError(f"device {device!r} was asked for but CUDA is not available on this machine")
     return dev
 
 
@@ -49,7 +51,7 @@ class Runtime:
 
     def __post_init__(self) -> None:
         if self.precision not in _PRECISIONS:
-            raise ValueError(f"precision must be one of {_PRECISIONS}, got {self.precision!r}")
+            raise UserError(f"precision must be one of {_PRECISIONS}, got {self.precision!r}")
         self.torch_device = resolve_device(self.device)
         if self.precision == "auto":
             self.precision = "bf16" if self.torch_device.type == "cuda" else "fp32"

@@ -26,6 +26,8 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
+from representations.core.errors import TrainingDiverged, UserError
+
 from ..data.protocol import PretrainData
 from ..data.sampler import StepSampler
 from ..objectives.base import Objective
@@ -69,24 +71,24 @@ class TrainerConfig:
 
     def __post_init__(self) -> None:
         if (self.steps is None) == (self.epochs is None):
-            raise ValueError("give exactly one of steps or epochs")
+            raise UserError("give exactly one of steps or epochs")
         for key in ("steps", "epochs"):
             value = getattr(self, key)
             if value is not None and int(value) < 1:
-                raise ValueError(f"{key} must be >= 1, got {value}")
+                raise UserError(f"{key} must be >= 1, got {value}")
         if self.batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
+            raise UserError(f"batch_size must be >= 1, got {self.batch_size}")
         if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"unknown optimizer {self.optimizer!r}; use one of {', '.join(OPTIMIZERS)}")
+            raise UserError(f"unknown optimizer {self.optimizer!r}; use one of {', '.join(OPTIMIZERS)}")
         if self.schedule not in SCHEDULES:
-            raise ValueError(f"unknown lr schedule {self.schedule!r}; use one of {', '.join(SCHEDULES)}")
+            raise UserError(f"unknown lr schedule {self.schedule!r}; use one of {', '.join(SCHEDULES)}")
         if not self.lr > 0:
-            raise ValueError(f"lr must be > 0, got {self.lr}")
+            raise UserError(f"lr must be > 0, got {self.lr}")
         if self.grad_clip is not None and not self.grad_clip > 0:
-            raise ValueError(f"grad_clip must be > 0 or null, got {self.grad_clip}")
+            raise UserError(f"grad_clip must be > 0 or null, got {self.grad_clip}")
         for key in ("log_every", "eval_every", "checkpoint_every", "warmup_steps"):
             if int(getattr(self, key)) < 0:
-                raise ValueError(f"{key} must be >= 0, got {getattr(self, key)}")
+                raise UserError(f"{key} must be >= 0, got {getattr(self, key)}")
 
 
 def build_optimizer(params: list[tuple[str, nn.Parameter]], cfg: TrainerConfig) -> torch.optim.Optimizer:
@@ -132,7 +134,7 @@ class Trainer:
         self.eval_hook = eval_hook
         self.run_config = dict(run_config or {})
         if config.batch_size % self.dist.world_size:
-            raise ValueError(f"batch_size {config.batch_size} is not divisible by {self.dist.world_size} processes")
+            raise UserError(f"batch_size {config.batch_size} is not divisible by {self.dist.world_size} processes")
         self.sampler = StepSampler(len(data), config.batch_size // self.dist.world_size, seed=runtime.seed,
                                    rank=self.dist.rank, world_size=self.dist.world_size)
         self.total_steps = int(config.steps) if config.steps is not None else \
@@ -193,7 +195,7 @@ class Trainer:
 
         start = 0
         if resume:
-            ckpt = self.checkpointer.load_latest(map_location=device)
+            ckpt = self.checkpointer.load_latest(map_location=device, fallback=True)
             if ckpt is not None:
                 start = self._restore(ckpt, optimizer)
         logger = None
@@ -228,7 +230,7 @@ class Trainer:
                 if cfg.log_every and (done % cfg.log_every == 0 or done == self.total_steps):
                     row = dist_utils.reduce_mean(meter.pop())
                     if not math.isfinite(row["loss"]):
-                        raise FloatingPointError(f"the loss became {row['loss']} at step {done}; "
+                        raise TrainingDiverged(f"the loss became {row['loss']} at step {done}; "
                                                  f"lower the learning rate or enable grad_clip")
                     elapsed = time.perf_counter() - interval_start
                     row["samples_per_s"] = interval_steps * self.sampler.global_batch / max(elapsed, 1e-9)

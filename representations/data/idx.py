@@ -12,11 +12,13 @@ from pathlib import Path
 
 import numpy as np
 
+from representations.core.errors import UserError
+
 # IDX type code -> big-endian numpy dtype.
 _DTYPES: dict[int, str] = {0x08: "u1", 0x09: "i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
 
 
-class DataError(ValueError):
+class DataError(UserError):
     """A data file or folder that is missing, corrupt or not in the expected format."""
 
 

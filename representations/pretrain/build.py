@@ -11,6 +11,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..core.errors import UserError, as_user_error
 from ..core.trainer import TrainerConfig
 from ..data import (
     MOCAP_PATH,
@@ -78,13 +79,14 @@ def load_data(data_cfg: dict[str, Any], seed: int) -> (
 
 def build_augment(data_cfg: dict[str, Any], image_size: int) -> BatchAugment | MultiViewSampler:
     """The data's augmentation; video data with a ``views`` block gets the multi-view clip sampler."""
-    if data_cfg.get("views"):
-        return MultiViewSampler(MultiViewConfig(**dict(data_cfg["views"])))
-    aug = dict(data_cfg.get("augment") or {})
-    for key in ("scale", "ratio", "blur_sigma"):
-        if key in aug:
-            aug[key] = tuple(float(v) for v in aug[key])
-    return BatchAugment(AugmentConfig(size=int(data_cfg.get("image_size") or image_size), **aug))
+    with as_user_error(TypeError, ValueError, prefix=f"data={data_cfg.get('name')}: "):  # user config values
+        if data_cfg.get("views"):
+            return MultiViewSampler(MultiViewConfig(**dict(data_cfg["views"])))
+        aug = dict(data_cfg.get("augment") or {})
+        for key in ("scale", "ratio", "blur_sigma"):
+            if key in aug:
+                aug[key] = tuple(float(v) for v in aug[key])
+        return BatchAugment(AugmentConfig(size=int(data_cfg.get("image_size") or image_size), **aug))
 
 
 def build_model_encoder(encoder_cfg: dict[str, Any], method_cfg: dict[str, Any], channels: int,
@@ -96,11 +98,11 @@ def build_model_encoder(encoder_cfg: dict[str, Any], method_cfg: dict[str, Any],
     kwargs.update(in_channels=channels, image_size=image_size)
     if method_cfg["objective"] == "micl":
         if name != "vit":
-            raise ValueError(f"method micl needs encoder=vit, got encoder={name}")
+            raise UserError(f"method micl needs encoder=vit, got encoder={name}")
         kwargs.update(num_cls=1, positions="sincos")
     if method_cfg["objective"] == "m2crl":
         if name != "video_vit":
-            raise ValueError(f"method m2crl needs encoder=video_vit, got encoder={name}")
+            raise UserError(f"method m2crl needs encoder=video_vit, got encoder={name}")
         kwargs["mask_token"] = True
     for key in ("widths", "blocks"):
         if key in kwargs:
@@ -108,21 +110,22 @@ def build_model_encoder(encoder_cfg: dict[str, Any], method_cfg: dict[str, Any],
     try:
         return build_encoder(name, **kwargs)
     except TypeError as err:
-        raise ValueError(f"encoder {name}: {err}") from None
+        raise UserError(f"encoder {name}: {err}") from None
 
 
 def build_skeleton_augment(data_cfg: dict[str, Any]) -> SkeletonAugment:
     aug = dict(data_cfg.get("augment") or {})
-    return SkeletonAugment(shear=float(aug.get("shear", 0.5)), padding_ratio=int(aug.get("padding_ratio", 6)))
+    with as_user_error(ValueError, prefix=f"data={data_cfg.get('name')}: "):
+        return SkeletonAugment(shear=float(aug.get("shear", 0.5)), padding_ratio=int(aug.get("padding_ratio", 6)))
 
 
 def build_skeleton_encoder(encoder_cfg: dict[str, Any], method_cfg: dict[str, Any], data: SkeletonData) -> nn.Module:
     """ST-GCN sized for the data: coordinates, joints, persons and graph come from the sequences."""
     name = str(encoder_cfg["name"])
     if name != "stgcn":
-        raise ValueError(f"skeleton data needs encoder=stgcn, got encoder={name}")
+        raise UserError(f"skeleton data needs encoder=stgcn, got encoder={name}")
     if method_cfg["objective"] not in SKELETON_METHODS:
-        raise ValueError(f"method {method_cfg['name']} trains on images; skeleton data needs method=cml")
+        raise UserError(f"method {method_cfg['name']} trains on images; skeleton data needs method=cml")
     kwargs = {k: v for k, v in encoder_cfg.items() if k != "name"}
     for key in ("channels", "strides"):
         if kwargs.get(key) is not None:
@@ -131,7 +134,7 @@ def build_skeleton_encoder(encoder_cfg: dict[str, Any], method_cfg: dict[str, An
     try:
         return build_encoder(name, **kwargs)
     except TypeError as err:
-        raise ValueError(f"encoder {name}: {err}") from None
+        raise UserError(f"encoder {name}: {err}") from None
 
 
 def _saliency_encoder(method_cfg: dict[str, Any], device: torch.device) -> nn.Module | None:
@@ -140,8 +143,8 @@ def _saliency_encoder(method_cfg: dict[str, Any], device: torch.device) -> nn.Mo
         return None
     path = Path(str(source))
     if not path.is_file():
-        raise FileNotFoundError(f"saliency network not found: {path} (method.saliency.network=null uses the key "
-                                "encoder, or give a saved encoder.pt)")
+        raise UserError(f"saliency network not found: {path} (method.saliency.network=null uses the key "
+                        "encoder, or give a saved encoder.pt)")
     return load_pretrained(path).to(device)
 
 
@@ -151,7 +154,7 @@ def build_objective(method_cfg: dict[str, Any], encoder: nn.Module, augment: Bat
     """Instantiate the method named by ``method.objective`` with its config keys (and ``extra``) as kwargs."""
     kind = str(method_cfg["objective"])
     if kind not in METHODS:
-        raise ValueError(f"unknown method {kind!r}; available: {', '.join(METHODS)}")
+        raise UserError(f"unknown method {kind!r}; available: {', '.join(METHODS)}")
     kwargs = {k: v for k, v in method_cfg.items() if k not in _META_KEYS}
     kwargs.update(extra or {})
     if isinstance(kwargs.get("mask_parts"), (list, tuple)):
@@ -164,10 +167,8 @@ def build_objective(method_cfg: dict[str, Any], encoder: nn.Module, augment: Bat
         kwargs["query_saliency"] = str((method_cfg.get("saliency") or {}).get("query", "direct"))
     if kind == "micl" and not method_cfg.get("augment", True):
         augment = None  # type: ignore[assignment]
-    try:
+    with as_user_error(TypeError, ValueError, prefix=f"method {kind}: "):  # constructors validate the config
         return METHODS[kind](encoder, augment, generators=generators, **kwargs)
-    except TypeError as err:
-        raise ValueError(f"method {kind}: {err}") from None
 
 
 def input_filter_of(method_cfg: dict[str, Any]) -> str:
@@ -201,11 +202,18 @@ def trainer_config(cfg: dict[str, Any]) -> TrainerConfig:
     )
 
 
+MAX_UPSCALE = 4  # largest crop size, as a multiple of the images' side
+
+
 def check_data(train: ImageData, data_cfg: dict[str, Any]) -> tuple[int, int]:
     """(channels, crop size) of the data, checked against the config."""
     channels = train.channels
     want = data_cfg.get("channels")
     if want is not None and int(want) != channels:
         raise DataError(f"data.channels={want} but the images have {channels} channels")
-    size = int(data_cfg.get("image_size") or min(train.images.shape[-2:]))
+    native = min(train.images.shape[-2:])
+    size = int(data_cfg.get("image_size") or native)
+    if not 1 <= size <= MAX_UPSCALE * native:  # views are crops of the images: bound before any batch is made
+        raise DataError(f"data.image_size={size} must be between 1 and {MAX_UPSCALE}x the images' {native} px "
+                        f"side (<= {MAX_UPSCALE * native})")
     return channels, size

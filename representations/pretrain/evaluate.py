@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
-from .cli import USER_ERRORS
+from ..core.errors import UserError, exit_on_user_error
 
 
+@exit_on_user_error("mcrl-pretrain-eval")
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="mcrl-pretrain-eval", description=__doc__)
     parser.add_argument("run_dir", help="an mcrl-pretrain run directory (with config.yaml and encoder.pt)")
@@ -15,17 +15,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--train-limit", type=int, default=None, help="labelled train images for kNN / probe")
     parser.add_argument("--test-limit", type=int, default=None, help="test images")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an eval.json that was made with other settings")
     args = parser.parse_args(argv)
     overrides = {key: value for key, value in (("k", args.k), ("train_limit", args.train_limit),
                                                ("test_limit", args.test_limit)) if value is not None}
     from .run import evaluate_run
 
-    try:
-        result = evaluate_run(args.run_dir, overrides, args.device)
-    except USER_ERRORS as err:
-        message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        print(f"mcrl-pretrain-eval: error: {message}", file=sys.stderr)
-        sys.exit(2)
+    for key, value in overrides.items():
+        if int(value) < 1:
+            raise UserError(f"--{key.replace('_', '-')} must be >= 1, got {value}")
+    result = evaluate_run(args.run_dir, overrides, args.device, overwrite=args.overwrite)
     print(f"{result['method']} on {result['data']}: kNN top-1 {result['knn_top1']:.2f}%, "
           f"linear top-1 {result['linear_top1']:.2f}% ({result['n_train']} train / {result['n_test']} test)")
 

@@ -17,6 +17,7 @@ from torch import nn
 
 from ..core import Runtime
 from ..core import distributed as dist_utils
+from ..core.errors import UserError
 from ..core.trainer import Trainer
 from ..data import DataError, ImageData, SkeletonData
 from ..encoders import load_pretrained, save_encoder
@@ -108,7 +109,7 @@ def _pretrain(cfg: dict[str, Any], run_dir: Path, dist: dist_utils.DistContext) 
     seed = int(cfg["seed"])
     skeleton_method = cfg["method"]["objective"] in SKELETON_METHODS
     if skeleton_method and cfg["data"]["source"] not in SKELETON_SOURCES:  # say so before loading anything
-        raise ValueError(f"method {cfg['method']['name']} trains on skeletons; use data=mocap or data=ntu")
+        raise UserError(f"method {cfg['method']['name']} trains on skeletons; use data=mocap or data=ntu")
     train, test = load_data(cfg["data"], seed)
     runtime = _runtime(cfg, dist)
     device = runtime.torch_device
@@ -159,25 +160,43 @@ def _pretrain(cfg: dict[str, Any], run_dir: Path, dist: dist_utils.DistContext) 
 
 
 def evaluate_run(run_dir: str | Path, overrides: dict[str, Any] | None = None,
-                 device: str = "cpu") -> dict[str, Any]:
-    """Re-evaluate ``RUN_DIR/encoder.pt`` on the run's data config; rewrites ``eval.json``."""
+                 device: str = "cpu", overwrite: bool = False) -> dict[str, Any]:
+    """Re-evaluate ``RUN_DIR/encoder.pt`` on the run's data config and write ``eval.json``.
+
+    An ``eval.json`` made with other settings is replaced only with ``overwrite`` (checked before
+    any feature is computed): a kNN score must never silently change meaning.
+    """
     import yaml
 
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
-        raise FileNotFoundError(f"run directory not found: {run_dir}")
+        raise UserError(f"run directory not found: {run_dir}")
     config_path = run_dir / "config.yaml"
     if not config_path.is_file():
-        raise FileNotFoundError(f"{run_dir} has no config.yaml (is it an mcrl-pretrain run directory?)")
+        raise UserError(f"{run_dir} has no config.yaml (is it an mcrl-pretrain run directory?)")
     cfg = yaml.safe_load(config_path.read_text())
     eval_cfg = {**(cfg.get("eval") or {}), **(overrides or {})}
+    out = run_dir / "eval.json"
+    if out.is_file() and not overwrite:
+        try:
+            previous = json.loads(out.read_text()).get("eval_settings") or (cfg.get("eval") or {})
+        except ValueError:
+            previous = {}
+        changed = sorted(k for k in set(previous) | set(eval_cfg) if previous.get(k) != eval_cfg.get(k))
+        if changed:
+            detail = ", ".join(f"{k} {previous.get(k)!r} -> {eval_cfg.get(k)!r}" for k in changed)
+            raise UserError(f"{out} holds an evaluation with other settings ({detail}); pass --overwrite to "
+                            "replace it")
+    if not (run_dir / "encoder.pt").is_file():
+        raise UserError(f"{run_dir} has no encoder.pt (the run did not finish)")
     encoder = load_pretrained(run_dir / "encoder.pt").to(device)
     train, test = load_data(cfg["data"], int(cfg["seed"]))
     result = evaluate_encoder(encoder, train, test, eval_cfg, input_filter_of(cfg["method"]), int(cfg["seed"]),
                               device)
-    result.update(method=cfg["method"]["name"], data=cfg["data"]["name"], seed=int(cfg["seed"]))
+    result.update(method=cfg["method"]["name"], data=cfg["data"]["name"], seed=int(cfg["seed"]),
+                  eval_settings=eval_cfg)
     summary = run_dir / "train_summary.json"
     if summary.is_file():
         result["step"] = json.loads(summary.read_text()).get("steps")
-    _write_json(run_dir / "eval.json", result)
+    _write_json(out, result)
     return result

@@ -14,7 +14,7 @@ import torch
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor
 from torch import nn
 
-from representations.encoders import load_pretrained
+from representations.encoders import input_normalisation, load_pretrained
 
 
 class PretrainedExtractor(BaseFeaturesExtractor):
@@ -27,7 +27,8 @@ class PretrainedExtractor(BaseFeaturesExtractor):
 
     def __init__(self, observation_space: gym.spaces.Box, encoder: nn.Module | str | os.PathLike[str],
                  freeze: bool = False, normalized_images: bool = True) -> None:
-        module = load_pretrained(encoder) if isinstance(encoder, (str, os.PathLike)) else encoder
+        from_file = isinstance(encoder, (str, os.PathLike))
+        module = load_pretrained(encoder) if from_file else encoder
         shape = tuple(observation_space.shape or ())
         expected = getattr(module, "init_kwargs", {}).get("in_channels")
         if len(shape) != 3 or (expected is not None and shape[0] != expected):
@@ -40,6 +41,8 @@ class PretrainedExtractor(BaseFeaturesExtractor):
         if freeze:
             self.encoder.requires_grad_(False)
         self._scale = self._input_scale()
+        # (mean, std) of the pretraining input domain: SB3's [0, 1] pixels are mapped into it
+        self._stats = input_normalisation(encoder) if from_file else None
 
     def _input_scale(self) -> float:
         """Factor that takes SB3's float observations to [0, 1] (every encoder uses floats as given)."""
@@ -52,5 +55,8 @@ class PretrainedExtractor(BaseFeaturesExtractor):
         return self
 
     def forward(self, observations: torch.Tensor) -> torch.Tensor:
-        features = self.encoder(observations.float() * self._scale)
+        x = observations.float() * self._scale
+        if self._stats is not None:
+            x = (x - self._stats[0]) / self._stats[1]
+        features = self.encoder(x)
         return features.mean(dim=1) if features.dim() == 3 else features

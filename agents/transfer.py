@@ -16,7 +16,7 @@ from torch import nn
 
 from agents.errors import UserError, as_user_error
 from agents.sac import SACAgent
-from representations.encoders import ConvEncoder, load_pretrained
+from representations.encoders import ConvEncoder, input_normalisation, load_pretrained
 
 _CONV_KEYS = ("in_channels", "num_layers", "num_filters")
 
@@ -41,6 +41,9 @@ def apply_encoder_init(agent: SACAgent, path: str | os.PathLike[str], freeze: bo
     if mismatched:
         detail = ", ".join(f"{k} {theirs[k]} vs agent {mine[k]}" for k in mismatched)
         raise UserError(f"pretrained encoder does not fit the agent: {detail}")
+    stats = input_normalisation(path)
+    if stats is not None:  # trained on normalised pixels; the agent feeds uint8 frames scaled to [0, 1]
+        pretrained.fold_input_normalisation(*stats)
     device = next(target.parameters()).device
     state = {k: v.to(device) for k, v in pretrained.state_dict().items()}
     own = target.state_dict()
@@ -55,7 +58,7 @@ def apply_encoder_init(agent: SACAgent, path: str | os.PathLike[str], freeze: bo
         agent.critic_target.encoder.load_state_dict(target.state_dict())
     if freeze:
         freeze_convs(agent)
-    return {"path": str(path), "head_loaded": head_ok, "frozen": freeze,
+    return {"path": str(path), "head_loaded": head_ok, "frozen": freeze, "normalisation_folded": stats is not None,
             "conv_params": sum(p.numel() for _, p in _conv_params(target))}
 
 

@@ -109,3 +109,11 @@ def test_micl_with_a_resnet_and_eval_of_a_missing_run(tmp_path):
     assert_one_line_error(proc, "micl needs encoder=vit")
     proc = run("representations.pretrain.evaluate", [str(tmp_path / "nothing")], tmp_path)
     assert_one_line_error(proc, "run directory not found")
+
+
+@needs_fashion
+def test_exported_image_encoder_records_its_input_normalisation(saliency_run):
+    from representations.encoders import input_normalisation
+    from representations.objectives.base import PIXEL_MEAN, PIXEL_STD
+
+    assert input_normalisation(saliency_run / "encoder.pt") == (PIXEL_MEAN, PIXEL_STD)

@@ -93,3 +93,23 @@ def test_collect_frames_round_trip(tmp_path):
     assert (data["labels"] == -1).all() and (np.diff(data["step"][:3]) == 2).all()
     loaded = load_numpy(save_frames(data, tmp_path / "frames.npz"))
     assert loaded.images.shape == (12, 9, 36, 36) and (loaded.labels == -1).all()
+
+
+def test_encoder_trained_on_normalised_pixels_sees_the_same_input_in_rl_and_sb3(tmp_path):
+    """mcrl-pretrain feeds (x/255 - mean)/std; the RL agent and SB3 feed raw pixels: both must match."""
+    from agents.sb3 import PretrainedExtractor
+
+    mean, std = 0.449, 0.226
+    torch.manual_seed(5)
+    encoder = ConvEncoder(in_channels=9, image_size=32, num_layers=2, num_filters=8, feature_dim=16).eval()
+    path = save_encoder(encoder, tmp_path / "norm.pt", input_normalisation=(mean, std))
+    raw = torch.randint(0, 256, (3, 9, 32, 32), dtype=torch.uint8)
+    with torch.no_grad():
+        expected = encoder((raw.float() / 255 - mean) / std)  # what pretraining computed
+        agent = _agent()
+        info = apply_encoder_init(agent, path)
+        assert info["normalisation_folded"] and info["head_loaded"]
+        assert torch.allclose(agent.critic.encoder(raw), expected, atol=1e-4)
+        assert not torch.allclose(agent.critic.encoder(raw), encoder(raw), atol=1e-3)  # a fold took place
+        extractor = PretrainedExtractor(spaces.Box(0, 255, (9, 32, 32), np.uint8), str(path)).eval()
+        assert torch.allclose(extractor(raw.float() / 255), expected, atol=1e-4)

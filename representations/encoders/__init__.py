@@ -1,7 +1,7 @@
 """Encoders: CURL conv, small ResNet, ViT, video ViT, ST-GCN; built by name, saved with their kwargs."""
 
 from .conv import ConvEncoder, conv_output_size
-from .registry import ENCODERS, build_encoder, encoder_payload, load_pretrained, save_encoder
+from .registry import ENCODERS, build_encoder, encoder_payload, input_normalisation, load_pretrained, save_encoder
 from .resnet import ResNetSmall
 from .stgcn import (
     HUMANOID_BONES,
@@ -39,6 +39,7 @@ __all__ = [
     "encoder_payload",
     "gather_tokens",
     "graph_partitions",
+    "input_normalisation",
     "load_pretrained",
     "normalize_adjacency",
     "ntu_rgbd_adjacency",

@@ -75,6 +75,17 @@ class ConvEncoder(nn.Module):
             conv_map = conv_map.detach()
         return self.head(conv_map)
 
+    @torch.no_grad()
+    def fold_input_normalisation(self, mean: float, std: float) -> None:
+        """Make the encoder take [0, 1] pixels where it was trained on (x - mean) / std.
+
+        conv(W, (x - m) / s) + b = conv(W / s, x) + b - (m / s) * sum(W): exact, because the
+        convolutions are unpadded (every output sees only real pixels).
+        """
+        first: nn.Conv2d = self.convs[0]
+        first.bias -= (mean / std) * first.weight.sum(dim=(1, 2, 3))
+        first.weight /= std
+
     def copy_conv_weights_from(self, other: ConvEncoder) -> None:
         """Tie this encoder's conv layers to ``other``'s (the actor shares the critic's convs)."""
         for mine, theirs in zip(self.convs, other.convs):

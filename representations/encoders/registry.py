@@ -52,11 +52,18 @@ def encoder_payload(encoder: nn.Module) -> dict[str, Any]:
     return {"class": name, "kwargs": dict(encoder.init_kwargs), "state_dict": state}
 
 
-def save_encoder(encoder: nn.Module, path: str | os.PathLike[str]) -> Path:
-    """Write ``{"class", "kwargs", "state_dict"}`` atomically (temp file, then rename)."""
+def save_encoder(encoder: nn.Module, path: str | os.PathLike[str], *,
+                 input_normalisation: tuple[float, float] | None = None) -> Path:
+    """Write ``{"class", "kwargs", "state_dict"}`` atomically (temp file, then rename).
+
+    ``input_normalisation`` = (mean, std) records that the encoder was trained on (x - mean) / std
+    of [0, 1] pixels, so a consumer that feeds raw pixels (an RL agent, SB3) can match it.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = encoder_payload(encoder)
+    if input_normalisation is not None:
+        payload["input_normalisation"] = [float(v) for v in input_normalisation]
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     os.close(fd)
     try:
@@ -99,3 +106,10 @@ def load_pretrained(
         first = str(exc).strip().splitlines()[0]
         raise ValueError(f"{path}: weights do not match the recorded architecture: {first}") from None
     return encoder
+
+
+def input_normalisation(path: str | os.PathLike[str]) -> tuple[float, float] | None:
+    """(mean, std) an ``encoder.pt`` was trained on ([0, 1] pixels -> (x - mean) / std), or None."""
+    payload = torch.load(Path(path), map_location="cpu", weights_only=True)
+    value = payload.get("input_normalisation") if isinstance(payload, dict) else None
+    return None if value is None else (float(value[0]), float(value[1]))

@@ -23,6 +23,7 @@ from ..data import DataError, ImageData, SkeletonData
 from ..encoders import load_pretrained, save_encoder
 from ..evaluation import evaluate_features, extract_features
 from ..objectives import Objective, encoder_features
+from ..objectives.base import PIXEL_MEAN, PIXEL_STD
 from .build import (
     SKELETON_METHODS,
     SKELETON_SOURCES,
@@ -147,7 +148,9 @@ def _pretrain(cfg: dict[str, Any], run_dir: Path, dist: dist_utils.DistContext) 
     summary.update(method=cfg["method"]["name"], data=cfg["data"]["name"], encoder=cfg["encoder"]["name"],
                    global_batch=tcfg.batch_size, world_size=dist.world_size, seed=seed)
     _write_json(run_dir / "train_summary.json", summary)
-    save_encoder(objective.encoder, run_dir / "encoder.pt")
+    # image methods train on normalise()d pixels: record it so RL / SB3 consumers can match it
+    stats = (PIXEL_MEAN, PIXEL_STD) if isinstance(train, ImageData) else None
+    save_encoder(objective.encoder, run_dir / "encoder.pt", input_normalisation=stats)
     if not eval_cfg.get("enabled", True):
         return summary
     if not labelled:

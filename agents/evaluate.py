@@ -9,7 +9,7 @@ from pathlib import Path
 from omegaconf import OmegaConf
 
 from agents.errors import UserError, exit_on_user_error
-from agents.evaluation import run_episodes
+from agents.evaluation import VIDEO_SUFFIXES, run_episodes
 from agents.factory import build_agent, make_env_from_config
 from agents.seeding import RunSeeds
 from representations.core import Checkpointer, CheckpointError, Runtime, load_checkpoint
@@ -30,9 +30,9 @@ def find_checkpoint(path: Path) -> Path:
 def check_video_path(path: Path) -> None:
     """Refuse a --video target that cannot be written, before any episode runs."""
     if path.is_dir():
-        raise UserError(f"--video {path} is a directory; give a file name such as {path / 'episode.gif'}")
-    if path.suffix.lower() != ".gif":
-        raise UserError(f"--video {path}: only .gif is written, got {path.suffix or 'no suffix'!r}")
+        raise UserError(f"--video {path} is a directory; give a file name such as {path / 'episode.mp4'}")
+    if path.suffix.lower() not in VIDEO_SUFFIXES:
+        raise UserError(f"--video {path}: write .mp4 or .gif, got {path.suffix or 'no suffix'!r}")
     parent = path.parent
     while not parent.exists():
         parent = parent.parent
@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--episodes", type=int, default=10)
     parser.add_argument("--seed", type=int, default=None, help="reset seed of the first episode, then +1 per episode "
                         "(default: the run's own eval start states)")
-    parser.add_argument("--video", type=Path, default=None, help="write the first episode as a GIF here")
+    parser.add_argument("--video", type=Path, default=None, help="write the first episode here, 256 px (.mp4 or .gif)")
     parser.add_argument("--device", default="auto")
     args = parser.parse_args(argv)
     if args.episodes <= 0:

@@ -13,7 +13,8 @@ from agents.sac import SACAgent
 
 def run_episodes(agent: SACAgent, env: gym.Env, seeds: Sequence[int],
                  video_path: Path | None = None, on_episode: Callable[[int], None] | None = None) -> np.ndarray:
-    """Returns per-episode returns (one episode per reset seed); optionally writes the first as a GIF.
+    """Returns per-episode returns (one episode per reset seed); optionally writes the first as a video
+    (``.mp4`` or ``.gif``, by suffix) of human-sized ``VIDEO_SIZE`` frames of the same episode.
 
     ``on_episode(done)`` is called before each episode and at the end, so a caller can show progress.
     """
@@ -33,14 +34,36 @@ def run_episodes(agent: SACAgent, env: gym.Env, seeds: Sequence[int],
     if on_episode is not None:
         on_episode(len(seeds))
     if video_path is not None and frames:
-        write_gif(frames, video_path)
+        write_episode_video(frames, video_path)
     return returns
 
 
+VIDEO_SIZE = 256  # px: what a person watches, not the agent's 84-100 px observation
+VIDEO_SUFFIXES = (".mp4", ".gif")
+
+
 def _view(obs: np.ndarray, pixels: bool, env: gym.Env) -> np.ndarray:
+    if hasattr(env.unwrapped, "render_view"):
+        return env.unwrapped.render_view(VIDEO_SIZE)
     if pixels:
         return np.ascontiguousarray(np.asarray(obs)[-3:].transpose(1, 2, 0))
     return np.asarray(env.render())
+
+
+def write_episode_video(frames: list[np.ndarray], path: Path, fps: int = 25) -> None:
+    """mp4 (PyAV, MPEG-4 part 2: its bundled FFmpeg always has the encoder) or GIF, by suffix; atomic."""
+    if path.suffix.lower() != ".mp4":
+        write_gif(frames, path, fps)
+        return
+    from representations.data.video import write_video
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp.mp4")
+    try:
+        write_video(tmp, np.stack(frames).astype(np.uint8), fps=fps)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def write_gif(frames: list[np.ndarray], path: Path, fps: int = 25) -> None:

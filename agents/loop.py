@@ -295,7 +295,7 @@ def _record_resume(run_dir: Path, kind: str, env_step: int) -> None:
 def evaluate(s: Session) -> dict[str, float]:
     """Deterministic-policy episodes on the eval env, same start states at every evaluation."""
     step = s.counters["env_step"]
-    video = s.run_dir / "videos" / f"eval_{step:09d}.gif" if s.cfg.save_video else None
+    video = s.run_dir / "videos" / f"eval_{step:09d}.mp4" if s.cfg.save_video else None
     seeds = [s.seeds.episode_seed("eval_env", i) for i in range(int(s.cfg.eval_episodes))]
     n = len(seeds)
     returns = run_episodes(s.agent, s.eval_env, seeds, video,

@@ -220,6 +220,10 @@ class DMCEnv(gym.Env[np.ndarray, np.ndarray]):
             self._push_frame()
         return self._observation(time_step.observation), reward, bool(terminated), bool(truncated), self._info()
 
+    def render_view(self, size: int = 256) -> np.ndarray:
+        """A human-sized ``(size, size, 3)`` frame of the current state, for videos (not what the agent sees)."""
+        return np.asarray(self._physics.render(size, size, camera_id=self.camera_id))
+
     def render(self) -> np.ndarray | None:
         """``(H, W, 3)`` uint8 frame of the current state (the newest stacked frame when available)."""
         if self.render_mode is None:

@@ -150,6 +150,15 @@ class SyntheticReach(gym.Env[np.ndarray, np.ndarray]):
             self._draw(self._stack.next_slot())
         return self._observation(), reward, False, truncated, self._info()
 
+    def render_view(self, size: int = 256) -> np.ndarray:
+        """A human-sized ``(size, size, 3)`` frame of the current state (nearest-neighbour upscale), for videos."""
+        from PIL import Image
+
+        frame = np.empty((3, self.image_size, self.image_size), dtype=np.uint8)
+        self._draw(frame)
+        image = Image.fromarray(np.ascontiguousarray(frame.transpose(1, 2, 0)))
+        return np.asarray(image.resize((size, size), Image.NEAREST))
+
     def render(self) -> np.ndarray | None:
         """``(H, W, 3)`` uint8 frame of the current state."""
         if self.render_mode is None:

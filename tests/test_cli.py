@@ -46,7 +46,22 @@ def test_eval_cli_on_the_checkpoint(trained_run, tmp_path):
     proc = run(["agents.evaluate", str(trained_run), "--episodes", "2", "--video", str(gif)], tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "return" in proc.stdout and "over 2 episodes" in proc.stdout
-    assert gif.stat().st_size > 0
+    from PIL import Image
+
+    with Image.open(gif) as image:
+        assert image.size == (256, 256)  # the human-sized render, not the agent's observation
+    mp4 = tmp_path / "ep.mp4"
+    proc = run(["agents.evaluate", str(trained_run), "--episodes", "1", "--video", str(mp4)], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    import av
+    import yaml
+
+    env = yaml.safe_load((trained_run / "config.yaml").read_text())["env"]
+    with av.open(str(mp4)) as container:
+        frames = [f.to_ndarray(format="rgb24") for f in container.decode(video=0)]
+    assert frames[0].shape == (256, 256, 3)
+    assert len(frames) == env["episode_length"] // env["action_repeat"]  # one frame per agent step
+    assert not list(tmp_path.glob(".ep*"))  # no temp file left
 
 
 def test_resume_continues_from_the_checkpoint(trained_run, tmp_path):

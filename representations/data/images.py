@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from .idx import DataError, read_idx
+from .protocol import LabelledRows
 
 FASHION_MNIST_ROOT = "/usr/share/datasets/fashion-mnist"
 FASHION_MNIST_CLASSES = [
@@ -27,7 +28,7 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".we
 
 
 @dataclass
-class ImageData:
+class ImageData(LabelledRows):
     """uint8 images (N, C, H, W) with int64 labels (N,) (-1 = unlabelled)."""
 
     images: torch.Tensor
@@ -55,20 +56,9 @@ class ImageData:
     def image_size(self) -> int:
         return int(self.images.shape[-1])
 
-    @property
-    def num_classes(self) -> int:
-        return len(self.classes) if self.classes else int(self.labels.max().item()) + 1
-
     def subset(self, indices: torch.Tensor | np.ndarray | list[int]) -> ImageData:
         idx = torch.as_tensor(indices, dtype=torch.long)
         return ImageData(self.images[idx], self.labels[idx], list(self.classes), self.name)
-
-    def limit(self, count: int | None, seed: int = 0) -> ImageData:
-        """A seeded random subset of ``count`` images (all of them when None or larger)."""
-        if count is None or count <= 0 or count >= len(self):
-            return self
-        gen = torch.Generator().manual_seed(seed)
-        return self.subset(torch.randperm(len(self), generator=gen)[:count].sort().values)
 
     def to(self, device: torch.device | str) -> ImageData:
         return ImageData(self.images.to(device), self.labels.to(device), list(self.classes), self.name)

@@ -6,7 +6,7 @@ kind of data it holds; an objective reads the keys its method needs (``images``,
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from typing import Protocol, TypeVar, runtime_checkable
 
 import torch
 
@@ -25,3 +25,31 @@ class PretrainData(Protocol):
     def to(self, device: torch.device | str) -> PretrainData: ...
 
     def batch(self, indices: torch.Tensor) -> dict[str, torch.Tensor]: ...
+
+
+_Rows = TypeVar("_Rows", bound="LabelledRows")
+
+
+class LabelledRows:
+    """What the in-memory datasets (images, skeletons, video) share: given ``labels``, ``classes``,
+    ``__len__`` and ``subset``, the class count and seeded random subsets are the same for all."""
+
+    labels: torch.Tensor
+    classes: list[str]
+
+    def __len__(self) -> int:
+        raise NotImplementedError
+
+    def subset(self: _Rows, indices: torch.Tensor | list[int]) -> _Rows:
+        raise NotImplementedError
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.classes) if self.classes else int(self.labels.max().item()) + 1
+
+    def limit(self: _Rows, count: int | None, seed: int = 0) -> _Rows:
+        """A seeded random subset of ``count`` rows (all of them when None or larger)."""
+        if count is None or count <= 0 or count >= len(self):
+            return self
+        gen = torch.Generator().manual_seed(seed)
+        return self.subset(torch.randperm(len(self), generator=gen)[:count].sort().values)

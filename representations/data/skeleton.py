@@ -16,12 +16,13 @@ import torch
 from torch.nn import functional as F
 
 from .idx import DataError
+from .protocol import LabelledRows
 
 LAYOUTS = {"ntu": 25, "humanoid": 18}  # skeleton name -> joints (graphs: encoders.stgcn.SKELETON_GRAPHS)
 
 
 @dataclass
-class SkeletonData:
+class SkeletonData(LabelledRows):
     """float32 sequences (N, C, T, V, M) with int64 labels (N,) (-1 = unlabelled) on one skeleton ``layout``."""
 
     sequences: torch.Tensor
@@ -63,23 +64,12 @@ class SkeletonData:
     def persons(self) -> int:
         return int(self.sequences.shape[4])
 
-    @property
-    def num_classes(self) -> int:
-        return len(self.classes) if self.classes else int(self.labels.max().item()) + 1
-
     def _like(self, sequences: torch.Tensor, labels: torch.Tensor) -> SkeletonData:
         return SkeletonData(sequences, labels, list(self.classes), self.layout, self.name)
 
     def subset(self, indices: torch.Tensor | np.ndarray | list[int]) -> SkeletonData:
         idx = torch.as_tensor(indices, dtype=torch.long)
         return self._like(self.sequences[idx], self.labels[idx])
-
-    def limit(self, count: int | None, seed: int = 0) -> SkeletonData:
-        """A seeded random subset of ``count`` sequences (all of them when None or larger)."""
-        if count is None or count <= 0 or count >= len(self):
-            return self
-        gen = torch.Generator().manual_seed(seed)
-        return self.subset(torch.randperm(len(self), generator=gen)[:count].sort().values)
 
     def to(self, device: torch.device | str) -> SkeletonData:
         return self._like(self.sequences.to(device), self.labels.to(device))

@@ -27,6 +27,7 @@ import torch.nn.functional as F
 
 from .idx import DataError
 from .images import IMAGE_SUFFIXES
+from .protocol import LabelledRows
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
 BUNDLED_SET = "deepmimic_video"  # package data written once by scripts/convert_video.py
@@ -34,7 +35,7 @@ VIDEO_SOURCES = (BUNDLED_SET, "video_list", "video_folder")
 
 
 @dataclass
-class VideoData:
+class VideoData(LabelledRows):
     """uint8 clips (N, C, T, H, W) with int64 labels (N,) (-1 = unlabelled).
 
     Implements ``PretrainData`` (batches carry ``clips``); ``images`` is an alias of ``clips`` so
@@ -73,20 +74,9 @@ class VideoData:
     def image_size(self) -> int:
         return int(self.clips.shape[-1])
 
-    @property
-    def num_classes(self) -> int:
-        return len(self.classes) if self.classes else int(self.labels.max().item()) + 1
-
     def subset(self, indices: torch.Tensor | np.ndarray | list[int]) -> VideoData:
         idx = torch.as_tensor(indices, dtype=torch.long)
         return VideoData(self.clips[idx], self.labels[idx], list(self.classes), self.name)
-
-    def limit(self, count: int | None, seed: int = 0) -> VideoData:
-        """A seeded random subset of ``count`` clips (all of them when None or larger)."""
-        if count is None or count <= 0 or count >= len(self):
-            return self
-        gen = torch.Generator().manual_seed(seed)
-        return self.subset(torch.randperm(len(self), generator=gen)[:count].sort().values)
 
     def to(self, device: torch.device | str) -> VideoData:
         return VideoData(self.clips.to(device), self.labels.to(device), list(self.classes), self.name)

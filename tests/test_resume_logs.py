@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from .pretrain_utils import needs_fashion
 from .test_cli_errors import TINY
 
 SETTINGS = [*TINY, "steps=300", "eval_every=100", "checkpoint_every=100"]
@@ -88,3 +89,29 @@ def test_a_truncated_newest_checkpoint_falls_back_to_the_previous_one(tmp_path):
     assert "resumed from the checkpoint at env step 100" in err
     assert [int(r["env_step"]) for r in rows(run_dir / "eval.csv")] == [0, 100, 200, 300]
     shutil.rmtree(run_dir)
+
+
+@needs_fashion
+def test_pretraining_killed_and_resumed_has_every_scalar_once(tmp_path):
+    """mcrl-pretrain SIGKILLed after its first checkpoint and resumed: the TensorBoard loss and the CSV
+    rows sit once on every ``log_every`` step, including the checkpoint's own step."""
+    from .test_pretrain_cli import TINY as PRETRAIN_TINY
+
+    run_dir = tmp_path / "pretrain"
+    settings = [*PRETRAIN_TINY, "steps=60", "log_every=5", "checkpoint_every=20", "eval.enabled=false"]
+    cmd = [sys.executable, "-m", "representations.pretrain.cli", *settings, f"hydra.run.dir={run_dir}"]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    while not list((run_dir / "checkpoints").glob("ckpt_*.pt")) and time.time() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=60)
+    assert sorted(p.name for p in (run_dir / "checkpoints").glob("ckpt_*.pt")) != ["ckpt_0000000060.pt"], \
+        "the run finished before it could be killed"
+    resumed = subprocess.run([*cmd, "resume=true"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert [int(r["step"]) for r in rows(run_dir / "train.csv")] == list(range(5, 61, 5))
+    scalars = tensorboard_scalars(run_dir)
+    assert [step for step, _ in scalars["pretrain/loss"]] == list(range(5, 61, 5))
+    csv_loss = [float(r["loss"]) for r in rows(run_dir / "train.csv")]
+    assert [value for _, value in scalars["pretrain/loss"]] == pytest.approx(csv_loss, rel=1e-6)

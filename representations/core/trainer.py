@@ -245,6 +245,8 @@ class Trainer:
                     self._evaluate(done, logger)
                     interval_start = time.perf_counter()
                 if (cfg.checkpoint_every and done % cfg.checkpoint_every == 0) or done == stop:
+                    if logger is not None:
+                        logger.flush()  # every event up to this step is on disk before the checkpoint names it
                     self._save(done, optimizer)
                     interval_start = time.perf_counter()
         finally:

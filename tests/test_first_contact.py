@@ -66,6 +66,21 @@ def test_multirun_over_tasks_without_their_own_yaml_composes_each_task(tmp_path,
     assert [(e["name"], e["lr"]) for e in got] == [("hopper-hop", 1e-3), ("cheetah-run", 2e-4)]
 
 
+def test_multirun_over_dmc_tasks_without_their_own_yaml_runs_each_task(tmp_path):
+    """The README's ``-m env=hopper-hop,cheetah-run`` for real: one MuJoCo run per task, each named
+    and configured as its task (hopper-hop from env/dmc.yaml, cheetah-run from its own YAML)."""
+    tiny = [a for a in TINY if not a.startswith("env=")]
+    proc = run_cli(["-m", *tiny, "steps=64", "eval_every=64", "env.episode_length=64", "env.render_size=48",
+                    "env.image_size=40", "random_agent_steps=8", "batch_size=8", "env=hopper-hop,cheetah-run",
+                    f"hydra.sweep.dir={tmp_path}"], tmp_path)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    configs = [yaml.safe_load(p.read_text()) for p in sorted(tmp_path.glob("*/config.yaml"))]
+    assert sorted((c["env"]["name"], c["env"]["lr"]) for c in configs) == [("cheetah-run", 2e-4),
+                                                                          ("hopper-hop", 1e-3)]
+    for run_dir in (p.parent for p in tmp_path.glob("*/config.yaml")):
+        assert [r.split(",")[0] for r in (run_dir / "eval.csv").read_text().splitlines()[1:]] == ["0", "64"]
+
+
 def test_env_sweep_rewrites_only_tasks_without_yaml():
     out = rewrite_overrides(["-m", "env=hopper-hop,cheetah-run"])
     assert out[-1] == "env=hopper-hop,cheetah-run" and any(a.startswith("hydra.searchpath=") for a in out)

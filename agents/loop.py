@@ -301,6 +301,7 @@ def evaluate(s: Session) -> dict[str, float]:
     returns = run_episodes(s.agent, s.eval_env, seeds, video,
                            on_episode=lambda done: s.logger.progress(step, evaluating=f"{done}/{n} episodes"))
     s.logger.clear_postfix("evaluating")
+    s.logger.resume_rate()
     row = {"env_step": step, "return_mean": float(returns.mean()), "return_std": float(returns.std()),
            "episodes": len(returns), "wall_time_s": round(s.logger.elapsed(), 2)}
     s.logger.row("eval", row)

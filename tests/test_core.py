@@ -101,3 +101,29 @@ def test_logger_resume_drops_rows_after_the_checkpoint(tmp_path):
     log.close()
     rows = list(csv.DictReader((tmp_path / "eval.csv").open()))
     assert [(r["env_step"], r["return_mean"]) for r in rows] == [("0", "0"), ("10", "10"), ("20", "20"), ("30", "99")]
+
+
+def test_progress_rate_and_eta_leave_out_an_evaluation_pause(tmp_path, monkeypatch):
+    """10 steps/s of training, then a 100 s evaluation: the bar keeps showing about 10 steps/s and the
+    matching ETA, not the rate averaged over the pause."""
+    import io
+
+    clock = [1000.0]
+    log = Logger(tmp_path, total=1000, csv_fields={}, tensorboard=False)
+    bar = log._bar
+    bar.fp, bar._time = io.StringIO(), lambda: clock[0]
+    bar.start_t = bar.last_print_t = clock[0]
+    bar.mininterval = bar.miniters = 0
+    for step in range(10, 110, 10):  # 10 steps every second
+        clock[0] += 1.0
+        log.progress(step)
+    assert bar.format_dict["rate"] == pytest.approx(10.0)
+    clock[0] += 100.0  # an evaluation
+    log.resume_rate()
+    clock[0] += 1.0
+    log.progress(110)
+    rate = bar.format_dict["rate"]
+    assert rate == pytest.approx(10.0, rel=0.05)
+    remaining_s = (bar.total - bar.n) / rate
+    assert remaining_s == pytest.approx(89.0, rel=0.05)
+    log.close()

@@ -153,6 +153,12 @@ class Logger:
         if self._bar is not None:
             self._bar.set_postfix(self._postfix, refresh=False)
 
+    def resume_rate(self) -> None:
+        """Restart the bar's clock after a pause (an evaluation), so the rate and ETA stay those of
+        training rather than being dragged down by the minutes the pause took."""
+        if self._bar is not None:
+            self._bar.unpause()
+
     def message(self, text: str) -> None:
         """A line printed above the bar without breaking it."""
         if self._bar is not None:

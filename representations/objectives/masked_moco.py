@@ -37,7 +37,7 @@ from ..masking import (
     upsample_mask,
 )
 from ..masking._sampling import normal, uniform
-from .base import encode_with_map, normalise
+from .base import normalise
 from .moco import Masked, MoCo, Views
 
 FILL_MODES = ("highpass", "blur", "mean", "zero")
@@ -149,16 +149,14 @@ class MoCoSaliency(MoCoMask):
         """(query-view foreground, key-view foreground), bool (B, grid, grid)."""
         if self.saliency_net is not None:  # the frozen network sees normalised, unfiltered views
             both = normalise(torch.cat([views.query, views.key]))
-            _, maps = encode_with_map(self.saliency_net, both)
-            assert maps is not None
-            fg = self._foreground(maps)
+            fg = self._foreground(self.saliency_net.conv_features(both))  # the map alone: no fc / head
             return fg[: views.query.shape[0]], fg[views.query.shape[0]:]
         key_map = views.key_conv_map
         if key_map is None:
-            _, key_map = encode_with_map(self.key[0], views.key_input)
+            key_map = self.key[0].conv_features(views.key_input)
         key_fg = self._foreground(key_map)
         if self.query_saliency == "direct":
-            _, query_map = encode_with_map(self.key[0], views.query_input)
+            query_map = self.key[0].conv_features(views.query_input)  # the map alone: no fc / head
             return self._foreground(query_map), key_fg
         sal = F.adaptive_avg_pool2d(key_map.float().sum(dim=1, keepdim=True), self.grid)
         grid = view_to_view_grid(views.key_crop, views.query_crop, (self.grid, self.grid))

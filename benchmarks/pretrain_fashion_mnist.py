@@ -37,7 +37,13 @@ sys.path.insert(0, str(ROOT))
 # The encoder and budget this benchmark settles on (see docs/pretraining.md for why): the CURL conv
 # encoder (flatten + fc keeps the spatial layout that global pooling loses) with a 256-d output,
 # crops of 40-100% of the image (20% crops of a 28 px image are mostly background).
-ENCODER = ["encoder=conv", "encoder.feature_dim=256"]
+ENCODERS: dict[str, list[str]] = {
+    "conv 4x32, fc 256": ["encoder=conv", "encoder.feature_dim=256"],
+    "conv 4x32, fc 1024": ["encoder=conv", "encoder.feature_dim=1024"],
+    "conv 4x64, fc 1024": ["encoder=conv", "encoder.num_filters=64", "encoder.feature_dim=1024"],
+}
+ENCODER = ENCODERS["conv 4x32, fc 256"]  # the 300-step comparison's encoder (and the timing's)
+MICL_LABEL = "ViT 96x4, patch 2"
 AUGMENT = ["data.augment.scale=[0.4,1.0]"]
 MICL_ENCODER = ["encoder=vit", "encoder.width=96", "encoder.depth=4", "encoder.heads=3"]
 VARIANTS: dict[str, list[str]] = {
@@ -65,7 +71,7 @@ def compose(overrides: list[str]) -> dict[str, Any]:
 
 
 def overrides_for(name: str, args: argparse.Namespace) -> list[str]:
-    encoder = [] if name == "micl" else ENCODER
+    encoder = [] if name == "micl" else ENCODERS[args.encoder]
     if name.endswith("frozen moco net"):
         if not getattr(args, "saliency_network", None):
             raise SystemExit(f"{name} needs --saliency-network RUN/encoder.pt (a finished moco run)")
@@ -99,13 +105,14 @@ def run(args: argparse.Namespace) -> None:
 
     for seed in args.seeds:
         for name in args.variants:
-            slug = name.replace("/", "_").replace(", ", "_").replace(" ", "_")
+            label = MICL_LABEL if name == "micl" else args.encoder
+            slug = f"{name}_{label}".replace("/", "_").replace(", ", "_").replace(" ", "_")
             run_dir = f"{args.runs_dir}/{slug}_s{seed}_{args.steps}"
             cfg = compose([*overrides_for(name, args), f"seed={seed}"])
             began = time.time()
             result = pretrain(cfg, run_dir)
             summary = json.loads((Path(run_dir) / "train_summary.json").read_text())
-            row = {"variant": name, "seed": seed, "steps": args.steps, "batch_size": args.batch_size,
+            row = {"variant": name, "encoder": label, "seed": seed, "steps": args.steps, "batch_size": args.batch_size,
                    "knn_top1": round(result["knn_top1"], 2), "linear_top1": round(result["linear_top1"], 2),
                    "linear_l2": result.get("linear_l2"), "final_loss": summary["final_loss"],
                    "wall_s": round(time.time() - began, 1), "eval_train": args.eval_train,
@@ -115,7 +122,8 @@ def run(args: argparse.Namespace) -> None:
                 continue
             with result_file() as result_json:
                 result_json["runs"] = [r for r in result_json["runs"] if not (
-                    r["variant"] == name and r["seed"] == seed and r["steps"] == args.steps)] + [row]
+                    r["variant"] == name and r["seed"] == seed and r["steps"] == args.steps
+                    and encoder_of(r) == label)] + [row]
                 result_json["machine"] = {"platform": platform.platform(), "cpu_count": os.cpu_count(),
                                           "torch": torch.__version__, "threads_per_run": 1}
 
@@ -132,7 +140,9 @@ def references(args: argparse.Namespace) -> None:
 
     train, test = load_fashion_mnist(split="train"), load_fashion_mnist(split="test")
     eval_cfg = {"train_limit": args.eval_train, "test_limit": args.eval_test}
-    rows: dict[str, list[dict[str, float]]] = {"raw pixels (784-d)": [], "untrained conv encoder (256-d)": []}
+    untrained = "untrained conv encoder (256-d)" if args.encoder == "conv 4x32, fc 256" else \
+        f"untrained conv encoder ({args.encoder})"
+    rows: dict[str, list[dict[str, float]]] = {"raw pixels (784-d)": [], untrained: []}
     for seed in args.seeds:  # evaluate_encoder draws the bank and the queries from the seed
         bank, queries = train.limit(args.eval_train, seed), test.limit(args.eval_test, seed + 1)
         pixels = evaluate_features(bank.images.flatten(1).float() / 255, bank.labels,
@@ -141,7 +151,7 @@ def references(args: argparse.Namespace) -> None:
         cfg = compose(overrides_for("moco", args))
         torch.manual_seed(seed)
         encoder = build_model_encoder(cfg["encoder"], cfg["method"], 1, 28)
-        rows["untrained conv encoder (256-d)"].append(evaluate_encoder(encoder, train, test, eval_cfg, "none", seed))
+        rows[untrained].append(evaluate_encoder(encoder, train, test, eval_cfg, "none", seed))
         print(seed, {k: v[-1] for k, v in rows.items()}, flush=True)
     with result_file() as result:  # per-seed values accumulate across calls (seeds run separately)
         per_seed = result.setdefault("references_by_seed", {})
@@ -218,6 +228,11 @@ def timing(args: argparse.Namespace) -> None:
                             "table": table}
 
 
+def encoder_of(row: dict[str, Any]) -> str:
+    """The encoder label of a run row (rows from before the label existed used the 256-d conv)."""
+    return row.get("encoder") or (MICL_LABEL if row["variant"] == "micl" else "conv 4x32, fc 256")
+
+
 def stats(values: list[float]) -> dict[str, Any]:
     """Mean, sample std and the half-width of the 95% t interval (None for one value)."""
     n = len(values)
@@ -244,16 +259,16 @@ def markdown(result: dict[str, Any]) -> str:
         lines += ["| features (no pretraining) | kNN top-1 % | linear top-1 % |", "|---|---|---|"]
         lines += [f"| {name} | {_cell(e['knn_top1'])} | {_cell(e['linear_top1'])} |" for name, e in refs.items()]
         lines.append("")
-    groups: dict[tuple[str, int, int], list[dict[str, Any]]] = {}
+    groups: dict[tuple[str, str, int, int], list[dict[str, Any]]] = {}
     for row in result.get("runs", []):
-        groups.setdefault((row["variant"], row["steps"], row["batch_size"]), []).append(row)
+        groups.setdefault((row["variant"], encoder_of(row), row["steps"], row["batch_size"]), []).append(row)
     if groups:
         lines += ["| method | fill | encoder | steps x batch | kNN top-1 % | linear top-1 % | wall s / run |",
                   "|---|---|---|---|---|---|---|"]
         order = list(VARIANTS)
-        for (name, steps, batch), rows in sorted(groups.items(), key=lambda kv: (-kv[0][1], order.index(kv[0][0]))):
+        for (name, encoder, steps, batch), rows in sorted(
+                groups.items(), key=lambda kv: (-kv[0][2], order.index(kv[0][0]), kv[0][1])):
             method, _, fill = name.partition("/")
-            encoder = "ViT 96x4, patch 2" if method == "micl" else "conv 4x32, fc 256"
             fill = fill.replace(", frozen moco net", " (saliency: frozen stage-1 moco encoder)")
             knn, lin = stats([r["knn_top1"] for r in rows]), stats([r["linear_top1"] for r in rows])
             wall = statistics.mean(r["wall_s"] for r in rows)
@@ -282,6 +297,8 @@ def main() -> None:
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--steps", type=int, default=3000)
+    parser.add_argument("--encoder", choices=list(ENCODERS), default="conv 4x32, fc 256",
+                        help="encoder of the conv variants (MiCL always uses its ViT)")
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--eval-train", type=int, default=10000)
     parser.add_argument("--eval-test", type=int, default=10000)

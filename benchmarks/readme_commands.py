@@ -42,7 +42,7 @@ COMMANDS = [
     Command("eval_video", "mcrl-eval {train_cpu_preset} --episodes 10 --video ep.mp4", run_dir=False),
     Command("pretrain_moco", "mcrl-pretrain method=moco data=fashion_mnist encoder=conv encoder.feature_dim=256 "
                              "'data.augment.scale=[0.4,1.0]' steps=2000"),
-    Command("pretrain_eval", "mcrl-pretrain-eval {pretrain_moco} --overwrite", run_dir=False),
+    Command("pretrain_eval", "mcrl-pretrain-eval {pretrain_moco}", run_dir=False),
     Command("pretrain_micl", "mcrl-pretrain method=micl encoder=vit steps=300"),
     Command("pretrain_cml", "mcrl-pretrain method=cml"),
     Command("pretrain_m2crl", "mcrl-pretrain method=m2crl data=video encoder=video_vit steps=250 batch_size=32"),

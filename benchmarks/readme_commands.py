@@ -3,8 +3,9 @@
 Each command below is a line of README.md (a test keeps them verbatim there). Commands run one after
 another in a scratch folder (later ones read earlier runs through ``{name}`` placeholders, e.g. the
 pretraining run that ``mcrl-pretrain-eval`` evaluates); each gets the load average before and after,
-because on a shared machine the time depends on what else runs. Paper-scale RL commands (100k env
-steps at batch 512) are not run: on a CPU they take days (`benchmarks/results/threads_cpu.json`).
+because on a shared machine the time depends on what else runs. Bare ``mcrl-train`` (the CPU preset,
+12.5 min) is measured in ``benchmarks/results/cpu_preset/``; paper-scale RL commands (100k env steps
+at batch 512) are not run: on a CPU they take days (``benchmarks/results/threads_cpu.json``).
 
     python benchmarks/readme_commands.py                 # every command
     python benchmarks/readme_commands.py --only report   # some of them (results merge into the file)
@@ -38,12 +39,18 @@ class Command:
 
 
 COMMANDS = [
-    Command("train_cpu_preset", "mcrl-train"),
-    Command("eval_video", "mcrl-eval {train_cpu_preset} --episodes 10 --video ep.mp4", run_dir=False),
-    Command("pretrain_moco", "mcrl-pretrain method=moco data=fashion_mnist encoder=conv encoder.feature_dim=256 "
+    Command("train_smoke", "mcrl-train preset=cpu steps=2000"),
+    Command("eval_video", "mcrl-eval {train_smoke} --episodes 10 --video ep.mp4", run_dir=False),
+    Command("pretrain_moco", "mcrl-pretrain method=moco data=fashion_mnist encoder=conv encoder.feature_dim=1024 "
                              "'data.augment.scale=[0.4,1.0]' steps=2000"),
     Command("pretrain_eval", "mcrl-pretrain-eval {pretrain_moco}", run_dir=False),
+    Command("pretrain_two_stage", "mcrl-pretrain method=moco_saliency encoder=conv "
+                                  "method.saliency.network={pretrain_moco}/encoder.pt"),
     Command("pretrain_micl", "mcrl-pretrain method=micl encoder=vit steps=300"),
+    Command("pretrain_ddp", "torchrun --nproc_per_node 2 -m representations.pretrain.cli method=moco steps=200"),
+    Command("collect_frames", "python -m envs.collect cheetah-run --frames 2000 --out frames.npz", run_dir=False),
+    Command("pretrain_dmc", "mcrl-pretrain data=dmc_frames data.path=frames.npz encoder=conv method=moco_saliency "
+                            "steps=200 batch_size=64"),
     Command("pretrain_cml", "mcrl-pretrain method=cml"),
     Command("pretrain_m2crl", "mcrl-pretrain method=m2crl data=video encoder=video_vit steps=250 batch_size=32"),
     Command("report", "mcrl-report {scratch} --out report/", run_dir=False),

@@ -46,7 +46,8 @@ COMMANDS = [
     Command("pretrain_eval", "mcrl-pretrain-eval {pretrain_moco}", run_dir=False),
     Command("pretrain_two_stage", "mcrl-pretrain method=moco_saliency encoder=conv "
                                   "method.saliency.network={pretrain_moco}/encoder.pt"),
-    Command("pretrain_micl", "mcrl-pretrain method=micl encoder=vit steps=300"),
+    Command("pretrain_micl", "mcrl-pretrain method=micl encoder=vit encoder.width=96 encoder.depth=4 encoder.heads=3 "
+                             "steps=300"),
     Command("pretrain_ddp", "torchrun --nproc_per_node 2 -m representations.pretrain.cli method=moco steps=200"),
     Command("collect_frames", "python -m envs.collect cheetah-run --frames 2000 --out frames.npz", run_dir=False),
     Command("pretrain_dmc", "mcrl-pretrain data=dmc_frames data.path=frames.npz encoder=conv method=moco_saliency "

@@ -54,7 +54,7 @@ COMMANDS = [
                             "steps=200 batch_size=64"),
     Command("pretrain_cml", "mcrl-pretrain method=cml"),
     Command("pretrain_m2crl", "mcrl-pretrain method=m2crl data=video encoder=video_vit steps=250 batch_size=32"),
-    Command("report", "mcrl-report {scratch} --out report/", run_dir=False),
+    Command("report", "mcrl-report {train_smoke} --out report/", run_dir=False),
 ]
 
 
@@ -63,7 +63,7 @@ def load_average() -> list[float]:
 
 
 def run_one(cmd: Command, scratch: Path, done: dict[str, str]) -> dict:
-    line = cmd.line.format(scratch=scratch, **done)
+    line = cmd.line.format(**done)
     argv = shlex.split(line)
     exe = Path(sys.executable).with_name(argv[0])
     argv[0] = str(exe) if exe.exists() else argv[0]

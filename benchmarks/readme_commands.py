@@ -77,10 +77,11 @@ def run_one(cmd: Command, scratch: Path, done: dict[str, str]) -> dict:
         raise SystemExit(f"{cmd.name}: `{line}` exited {proc.returncode}:\n{proc.stderr[-2000:]}")
     done[cmd.name] = str(run_dir)
     row = {"command": cmd.line, "wall_s": round(wall, 1), "load_before": before, "load_after": load_average()}
-    for name in ("eval.json", "eval.csv"):
-        if (run_dir / name).is_file():
-            row["result_file"] = name
-            row["result_tail"] = (run_dir / name).read_text().strip().splitlines()[-1][:300]
+    if (run_dir / "eval.json").is_file():
+        probe = json.loads((run_dir / "eval.json").read_text())
+        row["result"] = {k: probe[k] for k in ("knn_top1", "linear_top1") if k in probe}
+    elif (run_dir / "eval.csv").is_file():
+        row["result"] = (run_dir / "eval.csv").read_text().strip().splitlines()[-1][:300]
     print(json.dumps({cmd.name: row}), flush=True)
     return row
 

@@ -243,8 +243,6 @@ class Trainer:
                         logger.progress(done, loss=f"{row['loss']:.4f}", samples_per_s=f"{row['samples_per_s']:.0f}")
                 if self.eval_hook is not None and cfg.eval_every and done % cfg.eval_every == 0:
                     self._evaluate(done, logger)
-                    if logger is not None:
-                        logger.resume_rate()
                     interval_start = time.perf_counter()
                 if (cfg.checkpoint_every and done % cfg.checkpoint_every == 0) or done == stop:
                     if logger is not None:
@@ -271,4 +269,6 @@ class Trainer:
                 logger.scalars({f"pretrain/eval/{k}": v for k, v in values.items()}, step)
                 logger.row("eval", {"step": step, **values})
                 logger.message(f"step {step}: " + ", ".join(f"{k} {v:.2f}" for k, v in values.items()))
+            if logger is not None:
+                logger.resume_rate()  # the evaluation's minutes stay out of the bar's rate and ETA
         dist_utils.barrier()

@@ -77,7 +77,8 @@ def overrides_for(name: str, args: argparse.Namespace) -> list[str]:
             raise SystemExit(f"{name} needs --saliency-network RUN/encoder.pt (a finished moco run)")
         encoder = [*encoder, f"method.saliency.network={args.saliency_network}"]
     return [*VARIANTS[name], *encoder, *AUGMENT, f"steps={args.steps}", f"batch_size={args.batch_size}",
-            "threads=1", "progress=false", "log_every=100", "checkpoint_every=0", "keep_checkpoints=1",
+            "threads=1", "progress=false", "log_every=100", "checkpoint_every=1000", "keep_checkpoints=1",
+            "resume=true",  # a stopped sweep picks a run up from its last checkpoint
             f"eval.train_limit={args.eval_train}", f"eval.test_limit={args.eval_test}"]
 
 
@@ -116,7 +117,8 @@ def run(args: argparse.Namespace) -> None:
                    "knn_top1": round(result["knn_top1"], 2), "linear_top1": round(result["linear_top1"], 2),
                    "linear_l2": result.get("linear_l2"), "final_loss": summary["final_loss"],
                    "wall_s": round(time.time() - began, 1), "eval_train": args.eval_train,
-                   "eval_test": args.eval_test}
+                   "eval_test": args.eval_test,
+                   "resumed_from_step": summary["start_step"]}  # wall_s then covers the resumed part only
             print(json.dumps(row), flush=True)
             if args.quick:
                 continue

@@ -36,11 +36,13 @@ VARIANTS: list[tuple[str, list[str]]] = [
     ("m2crl", []),
     ("m2crl/random_global_mask", ["method.global_mask=random"]),
     ("m2crl/no_reconstruction", ["method.global_rec_weight=0", "method.local_rec_weight=0"]),
+    ("m2crl/reconstruction_only", ["method.distill_weight=0"]),  # is the DINO term what holds it back?
+    ("m2crl/bn_head", ["method.head_norm=bn"]),  # DINO's BatchNorm head: a non-uniform teacher at init
 ]
 # Diagnostics of the DINO collapse, run only when named with --only (not part of the default table).
 EXPLORATORY: list[tuple[str, list[str]]] = [
-    ("m2crl/reconstruction_only", ["method.distill_weight=0"]),
     ("m2crl/teacher_temp_0.01", ["method.teacher_temp=0.01"]),
+    ("m2crl/bn_head_lr_x8", ["method.head_norm=bn", "lr=4e-3"]),
 ]
 
 
@@ -164,7 +166,7 @@ def cost(args: argparse.Namespace) -> dict[str, Any]:
     encoder = build_model_encoder(cfg["encoder"], cfg["method"], 3, train.image_size)
     views = build_augment(cfg["data"], train.image_size)
     objective = build_objective(cfg["method"], encoder, views, {}, torch.device("cpu"))
-    objective.configure(1000)
+    objective.configure(1000, 13)
     opt = torch.optim.AdamW([p for p in objective.parameters() if p.requires_grad], lr=1e-4)
     gen = torch.Generator().manual_seed(0)
     b = args.batch_size

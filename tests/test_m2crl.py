@@ -104,7 +104,7 @@ def test_loss_is_the_sum_of_naive_terms():
 
 def test_gradients_reach_the_student_only_and_teacher_follows_by_ema():
     obj = tiny()
-    obj.configure(10)
+    obj.configure(10, 5)
     loss, _ = obj({"clips": clips(), "labels": torch.zeros(4, dtype=torch.long)})
     loss.backward()
     assert all(p.grad is None for p in obj.teacher.parameters())
@@ -190,3 +190,32 @@ def test_short_run_probe_beats_untrained(short_run):
     result, log, untrained = short_run
     assert log[-1]["loss"] < log[0]["loss"]
     assert result["knn_top1"] > untrained["knn_top1"] and result["linear_top1"] > untrained["linear_top1"]
+
+
+def test_prototypes_are_frozen_in_the_first_epoch_only():
+    """Official freeze_last_layer=1: the last layer gets no update while step < one epoch."""
+    obj = tiny()
+    obj.configure(20, 4)
+    assert obj.freeze_steps == 4
+    for step, frozen in ((0, True), (3, True), (4, False)):
+        obj.zero_grad(set_to_none=True)
+        loss, _ = obj({"clips": clips(), "labels": torch.zeros(4, dtype=torch.long), "step": step})
+        loss.backward()
+        assert (obj.head.prototypes.grad.abs().sum() == 0) == frozen, step
+        assert obj.head.mlp.net[0].weight.grad.abs().sum() > 0  # the rest of the head still learns
+
+
+def test_batchnorm_head_gives_the_untrained_teacher_diverse_targets():
+    """With clips an untrained encoder maps to nearly one vector, centring leaves a uniform teacher
+    unless the head standardises over the batch (DINO's use_bn_in_head); the teacher uses batch statistics."""
+    entropies = {}
+    for norm in (None, "bn"):
+        obj = tiny(head_norm=norm)
+        video = clips(16).float() / 255
+        views = obj.views(video, obj.generators["augment"], torch.arange(16), 16)
+        logits, _ = obj.teacher_forward(views.globals)
+        centred = (logits - logits.mean(dim=(0, 1))) / 0.04
+        p = centred.softmax(-1)
+        entropies[norm] = float(-(p * p.clamp_min(1e-12).log()).sum(-1).mean())
+        assert obj.teacher["head"].training and not obj.teacher["encoder"].training
+    assert entropies["bn"] < entropies[None] - 0.5

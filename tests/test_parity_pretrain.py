@@ -37,7 +37,8 @@ def _compose(overrides: list[str]) -> dict:
 
 
 @pytest.mark.parametrize("method,overrides", [("moco_saliency", ["method=moco_saliency"]),
-                                              ("micl", ["method=micl", "encoder=vit"])])
+                                              ("micl", ["method=micl", "encoder=vit"]),
+                                              ("m2crl", ["method=m2crl", "data=video", "encoder=video_vit"])])
 def test_parity_table_matches_the_defaults(method, overrides):
     cfg = _compose(overrides)
     rows = _section(method)

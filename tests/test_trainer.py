@@ -153,7 +153,7 @@ class _MeanObjective(nn.Module):
         self.encoder = nn.Linear(3, 2)
         self.seen: list[dict] = []
 
-    def configure(self, total_steps):
+    def configure(self, total_steps, steps_per_epoch):
         pass
 
     def after_step(self, step):
@@ -183,3 +183,46 @@ def test_trainer_takes_any_pretrain_data(tmp_path):
         idx = sampler.indices(step)
         assert torch.equal(batch["vectors"], data.vectors[idx]) and torch.equal(batch["labels"], data.labels[idx])
         assert batch["global_batch"] == 4 and torch.equal(batch["rows"], torch.arange(4))
+
+
+class _DecayOnly(_MeanObjective):
+    """Zero gradient everywhere: an AdamW step then only applies decoupled weight decay."""
+
+    def forward(self, batch):
+        return 0.0 * self.encoder(batch["vectors"]).sum(), {}
+
+
+def test_weight_decay_follows_a_cosine_to_its_final_value(tmp_path):
+    """DINO's schedule: wd_t = final + (wd - final)(1 + cos(pi t / (T - 1))) / 2, applied at step t."""
+    data = _Vectors(torch.arange(30.0).view(10, 3), torch.arange(10) % 3)
+    obj = _DecayOnly()
+    before = obj.encoder.weight.detach().clone()
+    cfg = TrainerConfig(steps=6, batch_size=4, optimizer="adamw", lr=0.1, schedule="constant", weight_decay=0.04,
+                        weight_decay_final=0.4, no_decay_1d=True, log_every=0, progress=False, tensorboard=False)
+    Trainer(obj, data, cfg, runtime=Runtime(device="cpu", seed=0), run_dir=tmp_path).fit()
+    factor = 1.0
+    for t in range(6):  # hand computation of the schedule
+        wd = 0.4 + (0.04 - 0.4) * (1 + math.cos(math.pi * t / 5)) / 2
+        factor *= 1 - 0.1 * wd
+    assert torch.allclose(obj.encoder.weight, before * factor, rtol=1e-5)
+    with pytest.raises(ValueError, match="weight_decay_final"):
+        TrainerConfig(steps=1, weight_decay_final=-1.0)
+
+
+def test_method_optim_sets_lr_scaling_clip_and_weight_decay_schedule():
+    """m2crl's official optimiser: lr 5e-4 per 256 clips, grad clip 3, weight decay 0.04 -> 0.4."""
+    from hydra import compose, initialize_config_module
+    from omegaconf import OmegaConf
+
+    from representations.pretrain.build import trainer_config
+
+    with initialize_config_module(config_module="configs", version_base="1.3"):
+        cfg = OmegaConf.to_container(compose(config_name="pretrain", overrides=[
+            "method=m2crl", "data=video", "encoder=video_vit", "batch_size=32"]), resolve=True)
+    loop = trainer_config(cfg)
+    assert loop.lr == pytest.approx(5e-4 * 32 / 256) and loop.grad_clip == 3.0
+    assert (loop.weight_decay, loop.weight_decay_final) == (0.04, 0.4)
+    loop = trainer_config({**cfg, "lr": 1e-3, "grad_clip": 1.0})  # overrides win, and are per 256 clips too
+    assert loop.lr == pytest.approx(1e-3 * 32 / 256) and loop.grad_clip == 1.0
+    moco = trainer_config({**cfg, "method": {"optim": {"lr": 0.03}}})
+    assert moco.lr == 0.03 and moco.grad_clip is None and moco.weight_decay_final is None

@@ -51,3 +51,10 @@ def set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
     """Set every param group's lr (groups may carry an ``lr_scale`` factor)."""
     for group in optimizer.param_groups:
         group["lr"] = lr * group.get("lr_scale", 1.0)
+
+
+def set_weight_decay(optimizer: torch.optim.Optimizer, weight_decay: float) -> None:
+    """Set the weight decay of the decayed param groups (``decayed``; 1-D exclusions stay at 0)."""
+    for group in optimizer.param_groups:
+        if group.get("decayed", False):
+            group["weight_decay"] = weight_decay

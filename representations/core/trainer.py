@@ -36,7 +36,7 @@ from .checkpoint import Checkpointer
 from .distributed import DistContext
 from .logger import Logger
 from .runtime import Runtime
-from .schedules import SCHEDULES, lr_at, set_lr
+from .schedules import SCHEDULES, lr_at, set_lr, set_weight_decay, warmup_cosine
 
 OPTIMIZERS = ("sgd", "adamw")
 EvalHook = Callable[[Objective, int], dict[str, float]]
@@ -54,6 +54,7 @@ class TrainerConfig:
     momentum: float = 0.9
     betas: tuple[float, float] = (0.9, 0.999)
     weight_decay: float = 5e-4
+    weight_decay_final: float | None = None  # cosine from weight_decay to this over the run (DINO); None = constant
     no_decay_1d: bool = False  # exclude biases and norm weights from weight decay (ViT practice)
     schedule: str = "cosine"
     warmup_steps: int = 0
@@ -84,6 +85,8 @@ class TrainerConfig:
             raise UserError(f"unknown lr schedule {self.schedule!r}; use one of {', '.join(SCHEDULES)}")
         if not self.lr > 0:
             raise UserError(f"lr must be > 0, got {self.lr}")
+        if self.weight_decay_final is not None and self.weight_decay_final < 0:
+            raise UserError(f"weight_decay_final must be >= 0 or null, got {self.weight_decay_final}")
         if self.grad_clip is not None and not self.grad_clip > 0:
             raise UserError(f"grad_clip must be > 0 or null, got {self.grad_clip}")
         for key in ("log_every", "eval_every", "checkpoint_every", "warmup_steps"):
@@ -95,7 +98,7 @@ def build_optimizer(params: list[tuple[str, nn.Parameter]], cfg: TrainerConfig) 
     """SGD with momentum or AdamW over the trainable parameters (optionally no decay on 1-D ones)."""
     decay = [p for n, p in params if not (cfg.no_decay_1d and p.dim() <= 1)]
     no_decay = [p for n, p in params if cfg.no_decay_1d and p.dim() <= 1]
-    groups = [{"params": decay, "weight_decay": cfg.weight_decay}]
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay, "decayed": True}]
     if no_decay:
         groups.append({"params": no_decay, "weight_decay": 0.0})
     if cfg.optimizer == "sgd":
@@ -176,7 +179,7 @@ class Trainer:
         """
         cfg, device = self.cfg, self.runtime.torch_device
         objective = self.objective
-        objective.configure(self.total_steps)
+        objective.configure(self.total_steps, self.sampler.steps_per_epoch)
         if cfg.sync_bn and self.dist.enabled:
             nn.SyncBatchNorm.convert_sync_batchnorm(objective)
         objective.to(device).train()
@@ -213,6 +216,9 @@ class Trainer:
                 began = time.perf_counter()
                 lr = lr_at(cfg.schedule, step, self.total_steps, cfg.lr, cfg.warmup_steps, cfg.final_lr)
                 set_lr(optimizer, lr)
+                if cfg.weight_decay_final is not None:
+                    set_weight_decay(optimizer, warmup_cosine(step, self.total_steps, cfg.weight_decay, 0,
+                                                              cfg.weight_decay_final))
                 idx = self.sampler.indices(step).to(device)
                 batch = {**data.batch(idx), "rows": rows, "global_batch": self.sampler.global_batch, "step": step}
                 with self.runtime.autocast():

@@ -85,6 +85,10 @@ class DINOHead(nn.Module):
         nn.init.trunc_normal_(self.prototypes, std=0.02, a=-0.04, b=0.04)
         self.out_dim = out_dim
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, freeze_prototypes: bool = False) -> torch.Tensor:
+        """Cosine logits; ``freeze_prototypes`` gives the prototypes a zero gradient (DINO's
+        ``freeze_last_layer``: the first epoch trains everything but the last layer). Zero rather
+        than no gradient, so DDP still sees every parameter used."""
         z = F.normalize(self.mlp(x), dim=-1)
-        return z @ F.normalize(self.prototypes, dim=-1).t()
+        prototypes = self.prototypes.detach() + 0.0 * self.prototypes if freeze_prototypes else self.prototypes
+        return z @ F.normalize(prototypes, dim=-1).t()

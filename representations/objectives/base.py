@@ -83,8 +83,8 @@ class Objective(nn.Module):
                 self.generators[key] = torch.Generator().manual_seed(seed * 1000 + i)
 
     # -- hooks for the Trainer ---------------------------------------------------------------------
-    def configure(self, total_steps: int) -> None:
-        """Called once with the run length (for momentum schedules)."""
+    def configure(self, total_steps: int, steps_per_epoch: int) -> None:
+        """Called once with the run length and the epoch length in steps (momentum schedules, freezes)."""
 
     def after_step(self, step: int) -> dict[str, float]:
         """Called after every optimiser step with the number of steps done (EMA updates)."""

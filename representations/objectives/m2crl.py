@@ -61,7 +61,8 @@ class M2CRL(Objective):
                  momentum_final: float = 1.0, mask_ratio: float = 0.9, top_fraction: float = 0.6,
                  local_mask_ratio: float = 0.9, global_mask: str = "attention", distill_views: str = "unmasked",
                  distill_weight: float = 1.0, global_rec_weight: float = 1.0, local_rec_weight: float = 1.0,
-                 rec_loss: str = "l1", **base_kwargs) -> None:
+                 rec_loss: str = "l1", freeze_last_layer_epochs: float = 1.0, head_norm: str | None = None,
+                 **base_kwargs) -> None:
         if not isinstance(encoder, VideoViT) or encoder.mask_token is None:
             raise ValueError("m2crl needs a VideoViT with a mask token (encoder=video_vit, mask_token=true)")
         if not isinstance(views, MultiViewSampler):
@@ -81,8 +82,12 @@ class M2CRL(Objective):
         self.mask_ratio, self.top_fraction, self.local_mask_ratio = mask_ratio, top_fraction, local_mask_ratio
         self.global_mask, self.distill_views, self.rec_loss = global_mask, distill_views, rec_loss
         self.weights = (float(distill_weight), float(global_rec_weight), float(local_rec_weight))
+        if freeze_last_layer_epochs < 0:
+            raise ValueError(f"freeze_last_layer_epochs must be >= 0, got {freeze_last_layer_epochs}")
+        self.freeze_last_layer_epochs = float(freeze_last_layer_epochs)
+        self.freeze_steps = 0  # set by configure from the epoch length
         width = encoder.feature_dim
-        self.head = DINOHead(width, out_dim, hidden_dim, bottleneck_dim, head_layers)
+        self.head = DINOHead(width, out_dim, hidden_dim, bottleneck_dim, head_layers, norm=head_norm)
         patch_values = encoder.tubelet_size * encoder.patch_size ** 2 * encoder.patch_embed.in_channels
         self.decoder = nn.Linear(width, patch_values)  # official: 1x1 conv + PixelShuffle = a linear map per token
         self.dino = DINOLoss(out_dim, student_temp=student_temp, teacher_temp=teacher_temp,
@@ -93,8 +98,9 @@ class M2CRL(Objective):
         self.teacher = self._ema.target
 
     # -- trainer hooks -------------------------------------------------------------------------------
-    def configure(self, total_steps: int) -> None:
+    def configure(self, total_steps: int, steps_per_epoch: int) -> None:
         self._ema.total_steps = total_steps
+        self.freeze_steps = round(self.freeze_last_layer_epochs * steps_per_epoch)
 
     def after_step(self, step: int) -> dict[str, float]:
         return {"momentum": self._ema.update(step)}
@@ -118,13 +124,15 @@ class M2CRL(Objective):
     @torch.no_grad()
     def teacher_forward(self, views: Sequence[torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Teacher logits (V, B, K) and last-layer [CLS] attention (B, heads, T', N) of each global view."""
-        self.teacher.eval()  # no dropout / norm statistics in the target: it only follows by EMA
-        logits, attention = [], []
+        self.teacher.eval()  # no dropout in the target: it only follows by EMA
+        self.teacher["head"].train()  # a BatchNorm head normalises with batch statistics, as DINO's teacher
+        cls, attention = [], []
         for v in views:
             out = self.teacher["encoder"](v, return_attention=True)
-            logits.append(self.teacher["head"](out.cls))
+            cls.append(out.cls)
             attention.append(out.attention)
-        return torch.stack(logits), attention
+        logits = self.teacher["head"](torch.cat(cls))  # one head pass over all global views, as DINO's wrapper
+        return logits.view(len(views), -1, logits.shape[-1]), attention
 
     def forward(self, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         clips = batch["clips"]
@@ -150,7 +158,8 @@ class M2CRL(Objective):
         else:
             student_cls = [out[0] for out in grouped(list(views.globals) + list(views.locals),
                                                       lambda x: [self.encoder(x)])]
-        student_logits = torch.stack([out[0] for out in grouped(student_cls, lambda c: [self.head(c)])])
+        frozen = int(batch.get("step", self.freeze_steps)) < self.freeze_steps  # prototypes fixed in epoch 1
+        student_logits = torch.stack([out[0] for out in grouped(student_cls, lambda c: [self.head(c, frozen)])])
         distill = self.dino(student_logits.float(), teacher_logits.float())
         loss = loss + w_distill * distill
         metrics["dino"] = distill.detach()

@@ -87,7 +87,8 @@ class MoCo(Objective):
         self.register_buffer("queue", queue)
         self.register_buffer("queue_ptr", torch.zeros((), dtype=torch.long))
 
-    def configure(self, total_steps: int) -> None:
+    def configure(self, total_steps: int, steps_per_epoch: int) -> None:
+        del steps_per_epoch
         self._ema.total_steps = total_steps
 
     def after_step(self, step: int) -> dict[str, float]:

@@ -185,17 +185,22 @@ def trainer_config(cfg: dict[str, Any]) -> TrainerConfig:
         value = cfg.get(top)
         return value if value is not None else optim.get(key, default)
 
+    # DINO-style linear scaling: lr is per lr_reference_batch samples (the method's lr and an lr override alike)
+    reference = optim.get("lr_reference_batch")
+    lr_batch_scale = 1.0 if reference is None else int(cfg["batch_size"]) / float(reference)
+    grad_clip = pick("grad_clip", "grad_clip", None)
     steps, epochs = cfg.get("steps"), cfg.get("epochs")
     if epochs is not None and steps is not None:
         steps = None  # epochs given explicitly wins over the default step budget
     return TrainerConfig(
         steps=None if steps is None else int(steps), epochs=None if epochs is None else int(epochs),
         batch_size=int(cfg["batch_size"]), optimizer=str(pick("optimizer", "name", "sgd")),
-        lr=float(pick("lr", "lr", 0.06)), momentum=float(optim.get("momentum", 0.9)),
+        lr=float(pick("lr", "lr", 0.06)) * lr_batch_scale, momentum=float(optim.get("momentum", 0.9)),
         weight_decay=float(pick("weight_decay", "weight_decay", 5e-4)),
+        weight_decay_final=None if optim.get("weight_decay_final") is None else float(optim["weight_decay_final"]),
         no_decay_1d=bool(optim.get("no_decay_1d", False)), schedule=str(optim.get("schedule", "cosine")),
         warmup_steps=int(pick("warmup_steps", "warmup_steps", 0)), final_lr=float(optim.get("final_lr", 0.0)),
-        grad_clip=None if cfg.get("grad_clip") is None else float(cfg["grad_clip"]),
+        grad_clip=None if grad_clip is None else float(grad_clip),
         log_every=int(cfg.get("log_every", 50)), eval_every=int(cfg.get("eval_every", 0)),
         checkpoint_every=int(cfg.get("checkpoint_every", 0)), keep_checkpoints=int(cfg.get("keep_checkpoints", 3)),
         progress=bool(cfg.get("progress", True)), sync_bn=bool(cfg.get("sync_bn", False)),

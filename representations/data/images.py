@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -35,6 +36,7 @@ class ImageData(LabelledRows):
     labels: torch.Tensor
     classes: list[str] = field(default_factory=list)
     name: str = "images"
+    input_key: ClassVar[str] = "images"
 
     def __post_init__(self) -> None:
         if self.images.dim() != 4 or self.images.dtype != torch.uint8:
@@ -45,27 +47,9 @@ class ImageData(LabelledRows):
                             f"{tuple(self.labels.shape)}")
         self.labels = self.labels.long()
 
-    def __len__(self) -> int:
-        return int(self.images.shape[0])
-
-    @property
-    def channels(self) -> int:
-        return int(self.images.shape[1])
-
     @property
     def image_size(self) -> int:
         return int(self.images.shape[-1])
-
-    def subset(self, indices: torch.Tensor | np.ndarray | list[int]) -> ImageData:
-        idx = torch.as_tensor(indices, dtype=torch.long)
-        return ImageData(self.images[idx], self.labels[idx], list(self.classes), self.name)
-
-    def to(self, device: torch.device | str) -> ImageData:
-        return ImageData(self.images.to(device), self.labels.to(device), list(self.classes), self.name)
-
-    def batch(self, indices: torch.Tensor) -> dict[str, torch.Tensor]:
-        """The ``PretrainData`` rows the Trainer feeds to an objective."""
-        return {"images": self.images[indices], "labels": self.labels[indices]}
 
 
 def _find(root: Path, stem: str) -> Path:

@@ -6,8 +6,10 @@ kind of data it holds; an objective reads the keys its method needs (``images``,
 
 from __future__ import annotations
 
-from typing import Protocol, TypeVar, runtime_checkable
+import dataclasses
+from typing import ClassVar, Protocol, TypeVar, runtime_checkable
 
+import numpy as np
 import torch
 
 
@@ -31,17 +33,39 @@ _Rows = TypeVar("_Rows", bound="LabelledRows")
 
 
 class LabelledRows:
-    """What the in-memory datasets (images, skeletons, video) share: given ``labels``, ``classes``,
-    ``__len__`` and ``subset``, the class count and seeded random subsets are the same for all."""
+    """What the in-memory datasets (images, skeletons, video) share: one uint8/float tensor of rows
+    named by ``input_key`` plus ``labels`` and ``classes``; size, channels, subsets, device copies,
+    batches, the class count and seeded random subsets are the same for all."""
 
     labels: torch.Tensor
     classes: list[str]
+    input_key: ClassVar[str]  # the rows' tensor: what batches carry and what evaluation feeds the encoder
+
+    @property
+    def rows(self) -> torch.Tensor:
+        return getattr(self, self.input_key)
 
     def __len__(self) -> int:
-        raise NotImplementedError
+        return int(self.rows.shape[0])
 
-    def subset(self: _Rows, indices: torch.Tensor | list[int]) -> _Rows:
-        raise NotImplementedError
+    @property
+    def channels(self) -> int:
+        return int(self.rows.shape[1])
+
+    def _with(self: _Rows, rows: torch.Tensor, labels: torch.Tensor) -> _Rows:
+        """The same dataset (classes, name, layout...) over other rows; re-validated."""
+        return dataclasses.replace(self, **{self.input_key: rows, "labels": labels, "classes": list(self.classes)})
+
+    def subset(self: _Rows, indices: torch.Tensor | np.ndarray | list[int]) -> _Rows:
+        idx = torch.as_tensor(indices, dtype=torch.long)
+        return self._with(self.rows[idx], self.labels[idx])
+
+    def to(self: _Rows, device: torch.device | str) -> _Rows:
+        return self._with(self.rows.to(device), self.labels.to(device))
+
+    def batch(self, indices: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The ``PretrainData`` rows the Trainer feeds to an objective: the rows' tensor and ``labels``."""
+        return {self.input_key: self.rows[indices], "labels": self.labels[indices]}
 
     @property
     def num_classes(self) -> int:

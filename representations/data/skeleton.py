@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import ClassVar
 
-import numpy as np
 import torch
 from torch.nn import functional as F
 
@@ -30,7 +29,7 @@ class SkeletonData(LabelledRows):
     classes: list[str] = field(default_factory=list)
     layout: str = "ntu"
     name: str = "skeletons"
-    input_key: ClassVar[str] = "sequences"  # the tensor evaluation feeds to the encoder
+    input_key: ClassVar[str] = "sequences"
 
     def __post_init__(self) -> None:
         if self.sequences.dim() != 5 or not self.sequences.is_floating_point():
@@ -45,13 +44,6 @@ class SkeletonData(LabelledRows):
         self.sequences = self.sequences.float()
         self.labels = self.labels.long()
 
-    def __len__(self) -> int:
-        return int(self.sequences.shape[0])
-
-    @property
-    def channels(self) -> int:
-        return int(self.sequences.shape[1])
-
     @property
     def frames(self) -> int:
         return int(self.sequences.shape[2])
@@ -63,20 +55,6 @@ class SkeletonData(LabelledRows):
     @property
     def persons(self) -> int:
         return int(self.sequences.shape[4])
-
-    def _like(self, sequences: torch.Tensor, labels: torch.Tensor) -> SkeletonData:
-        return SkeletonData(sequences, labels, list(self.classes), self.layout, self.name)
-
-    def subset(self, indices: torch.Tensor | np.ndarray | list[int]) -> SkeletonData:
-        idx = torch.as_tensor(indices, dtype=torch.long)
-        return self._like(self.sequences[idx], self.labels[idx])
-
-    def to(self, device: torch.device | str) -> SkeletonData:
-        return self._like(self.sequences.to(device), self.labels.to(device))
-
-    def batch(self, indices: torch.Tensor) -> dict[str, torch.Tensor]:
-        """The ``PretrainData`` rows the Trainer feeds to an objective."""
-        return {"sequences": self.sequences[indices], "labels": self.labels[indices]}
 
 
 def resize_time(x: torch.Tensor, frames: int) -> torch.Tensor:

@@ -20,6 +20,7 @@ import csv
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -46,6 +47,7 @@ class VideoData(LabelledRows):
     labels: torch.Tensor
     classes: list[str] = field(default_factory=list)
     name: str = "video"
+    input_key: ClassVar[str] = "clips"
 
     def __post_init__(self) -> None:
         if self.clips.dim() != 5 or self.clips.dtype != torch.uint8:
@@ -59,13 +61,6 @@ class VideoData(LabelledRows):
     def images(self) -> torch.Tensor:
         return self.clips
 
-    def __len__(self) -> int:
-        return int(self.clips.shape[0])
-
-    @property
-    def channels(self) -> int:
-        return int(self.clips.shape[1])
-
     @property
     def num_frames(self) -> int:
         return int(self.clips.shape[2])
@@ -73,17 +68,6 @@ class VideoData(LabelledRows):
     @property
     def image_size(self) -> int:
         return int(self.clips.shape[-1])
-
-    def subset(self, indices: torch.Tensor | np.ndarray | list[int]) -> VideoData:
-        idx = torch.as_tensor(indices, dtype=torch.long)
-        return VideoData(self.clips[idx], self.labels[idx], list(self.classes), self.name)
-
-    def to(self, device: torch.device | str) -> VideoData:
-        return VideoData(self.clips.to(device), self.labels.to(device), list(self.classes), self.name)
-
-    def batch(self, indices: torch.Tensor) -> dict[str, torch.Tensor]:
-        """The ``PretrainData`` rows the Trainer feeds to an objective: ``clips`` and ``labels``."""
-        return {"clips": self.clips[indices], "labels": self.labels[indices]}
 
 
 # ------------------------------------------------------------------------------------ decoding

@@ -143,6 +143,13 @@ def test_cli_runs_on_the_bundled_set(tmp_path):
     assert proc.returncode == 0, proc.stderr
     result = json.loads((run_dir / "eval.json").read_text())
     assert result["method"] == "m2crl" and result["n_test"] == 16 and 0 <= result["knn_top1"] <= 100
+    # encoder.pt is the EMA teacher's encoder (the official downstream code loads ``teacher``), not the student's
+    saved = torch.load(run_dir / "encoder.pt", weights_only=False)["state_dict"]
+    (ckpt,) = (run_dir / "checkpoints").glob("*.pt")
+    state = torch.load(ckpt, weights_only=False)["state"]["objective"]
+    for name, value in saved.items():
+        assert torch.equal(value, state[f"teacher.encoder.{name}"]), name
+    assert any(not torch.equal(v, state[f"encoder.{k}"]) for k, v in saved.items() if v.is_floating_point())
 
 
 def test_cli_bad_video_list_is_one_line(tmp_path):

@@ -107,6 +107,11 @@ class Objective(nn.Module):
             return high_pass(x, *self.highpass)
         return x
 
+    @property
+    def export_encoder(self) -> nn.Module:
+        """The encoder a run saves and evaluates: the online one, unless the official code keeps another."""
+        return self.encoder
+
     def features(self, images: torch.Tensor) -> torch.Tensor:
         """Evaluation features of un-augmented uint8 images, in the training input domain."""
         return encoder_features(self.encoder, images, self.input_filter, self.highpass)

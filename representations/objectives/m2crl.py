@@ -97,6 +97,11 @@ class M2CRL(Objective):
         self._ema = EMA(student, base=momentum, final=momentum_final, schedule="cosine")
         self.teacher = self._ema.target
 
+    @property
+    def export_encoder(self) -> nn.Module:
+        """The EMA teacher's encoder: the official downstream code loads the checkpoint's ``teacher``."""
+        return self.teacher["encoder"]
+
     # -- trainer hooks -------------------------------------------------------------------------------
     def configure(self, total_steps: int, steps_per_epoch: int) -> None:
         self._ema.total_steps = total_steps

@@ -130,7 +130,7 @@ def _pretrain(cfg: dict[str, Any], run_dir: Path, dist: dist_utils.DistContext) 
     input_filter = input_filter_of(cfg["method"])
 
     def hook(obj: Objective, step: int) -> dict[str, float]:
-        scores = evaluate_encoder(obj.encoder, train, test, eval_cfg, input_filter, seed, device)
+        scores = evaluate_encoder(obj.export_encoder, train, test, eval_cfg, input_filter, seed, device)
         return {"knn_top1": scores["knn_top1"], "linear_top1": scores["linear_top1"]}
 
     if dist.is_main:
@@ -150,13 +150,13 @@ def _pretrain(cfg: dict[str, Any], run_dir: Path, dist: dist_utils.DistContext) 
     _write_json(run_dir / "train_summary.json", summary)
     # image methods train on normalise()d pixels: record it so RL / SB3 consumers can match it
     stats = (PIXEL_MEAN, PIXEL_STD) if isinstance(train, ImageData) else None
-    save_encoder(objective.encoder, run_dir / "encoder.pt", input_normalisation=stats)
+    save_encoder(objective.export_encoder, run_dir / "encoder.pt", input_normalisation=stats)
     if not eval_cfg.get("enabled", True):
         return summary
     if not labelled:
         print("mcrl-pretrain: data has no labels; skipping the kNN / linear evaluation")
         return summary
-    result = evaluate_encoder(objective.encoder, train, test, eval_cfg, input_filter, seed, device)
+    result = evaluate_encoder(objective.export_encoder, train, test, eval_cfg, input_filter, seed, device)
     result.update(step=summary["steps"], method=cfg["method"]["name"], data=cfg["data"]["name"], seed=seed)
     _write_json(run_dir / "eval.json", result)
     return result

@@ -112,10 +112,6 @@ class Objective(nn.Module):
         """The encoder a run saves and evaluates: the online one, unless the official code keeps another."""
         return self.encoder
 
-    def features(self, images: torch.Tensor) -> torch.Tensor:
-        """Evaluation features of un-augmented uint8 images, in the training input domain."""
-        return encoder_features(self.encoder, images, self.input_filter, self.highpass)
-
     @staticmethod
     def random_rows(batch: Batch) -> tuple[torch.Tensor, int]:
         """(rows, global batch size) of a batch; a plain 1-process batch when absent."""

@@ -280,7 +280,19 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smoke run: few epochs and timing rounds")
     parser.add_argument("--only", nargs="*", default=None,
                         help=f"variants to run (default: the table); also {', '.join(n for n, _ in EXPLORATORY)}")
+    parser.add_argument("--probe-run", default=None, metavar="RUN_DIR",
+                        help="only print the teacher (eval.json) and student probes of a finished mcrl-pretrain run")
     args = parser.parse_args()
+    if args.probe_run:
+        import yaml
+
+        cfg = yaml.safe_load((Path(args.probe_run) / "config.yaml").read_text())
+        teacher = json.loads((Path(args.probe_run) / "eval.json").read_text())
+        student = student_scores(cfg, args.probe_run, int(cfg["seed"]))
+        print(json.dumps({"run": args.probe_run, "steps": cfg["steps"],
+                          "teacher": {k: round(teacher[k], 2) for k in ("knn_top1", "linear_top1")},
+                          "student": {k: round(student[k], 2) for k in ("knn_top1", "linear_top1")}}))
+        return
     if args.quick:
         args.finetune_epochs, args.rounds = 1, 3
     began = time.time()

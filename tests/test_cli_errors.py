@@ -122,6 +122,7 @@ CASES = [
          "crop size far above the images' size"),
     Case(P, ("data=numpy", "data.path={tmp}/tiny.npz", "steps=0", RUN), "non-positive steps"),
     Case(P, ("data=numpy", "data.path={tmp}/tiny.npz", "lr=-1", RUN), "negative learning rate"),
+    Case(P, ("data=numpy", "data.path={tmp}/tiny.npz", "init={tmp}/missing.pt", RUN), "init from a missing encoder"),
     Case(P, ("method=micl", "encoder=resnet_small", "data=numpy", "data.path={tmp}/tiny.npz", RUN),
          "method with an encoder it cannot use"),
     Case(P, ("hydra.run.dir={tmp}/a_file",), "run dir that is a file"),

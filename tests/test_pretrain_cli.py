@@ -117,3 +117,26 @@ def test_exported_image_encoder_records_its_input_normalisation(saliency_run):
     from representations.objectives.base import PIXEL_MEAN, PIXEL_STD
 
     assert input_normalisation(saliency_run / "encoder.pt") == (PIXEL_MEAN, PIXEL_STD)
+
+
+def test_init_starts_the_encoder_from_a_saved_one(tmp_path):
+    """init=PATH loads a saved encoder.pt into the new run's encoder; a mismatch is one UserError line."""
+    import torch
+
+    from representations.core.errors import UserError
+    from representations.encoders import save_encoder
+    from representations.pretrain.build import initialise_encoder
+
+    torch.manual_seed(0)
+    source = ResNetSmall(in_channels=1, widths=[8, 16], blocks=[1, 1])
+    save_encoder(source, tmp_path / "encoder.pt")
+    torch.manual_seed(1)
+    target = ResNetSmall(in_channels=1, widths=[8, 16], blocks=[1, 1])
+    assert not torch.equal(target.stem[0].weight, source.stem[0].weight)
+    initialise_encoder(target, tmp_path / "encoder.pt")
+    for (name, a), b in zip(source.state_dict().items(), target.state_dict().values()):
+        assert torch.equal(a, b), name
+    with pytest.raises(UserError, match="do not fit this ResNetSmall"):
+        initialise_encoder(ResNetSmall(in_channels=1, widths=[8, 32], blocks=[1, 1]), tmp_path / "encoder.pt")
+    with pytest.raises(UserError, match="no encoder file"):
+        initialise_encoder(target, tmp_path / "missing.pt")

@@ -113,6 +113,21 @@ def build_model_encoder(encoder_cfg: dict[str, Any], method_cfg: dict[str, Any],
         raise UserError(f"encoder {name}: {err}") from None
 
 
+def initialise_encoder(encoder: nn.Module, source: str | Path) -> None:
+    """Load a saved ``encoder.pt`` into the freshly built encoder (the official recipes start from
+    pretrained weights: M2CRL's ``--pretrained_rgb`` / TimeSformer ImageNet weights)."""
+    path = Path(source)
+    if not path.is_file():
+        raise UserError(f"init: no encoder file at {path} (give a saved encoder.pt, or init=null)")
+    with as_user_error(ValueError, prefix="init: "):
+        saved = load_pretrained(path)
+    try:
+        encoder.load_state_dict(saved.state_dict())
+    except RuntimeError:
+        raise UserError(f"init: {path} holds a {type(saved).__name__} whose weights do not fit this "
+                        f"{type(encoder).__name__} (check the encoder.* settings)") from None
+
+
 def build_skeleton_augment(data_cfg: dict[str, Any]) -> SkeletonAugment:
     aug = dict(data_cfg.get("augment") or {})
     with as_user_error(ValueError, prefix=f"data={data_cfg.get('name')}: "):

@@ -33,6 +33,7 @@ from .build import (
     build_skeleton_augment,
     build_skeleton_encoder,
     check_data,
+    initialise_encoder,
     input_filter_of,
     load_data,
     trainer_config,
@@ -123,6 +124,8 @@ def _pretrain(cfg: dict[str, Any], run_dir: Path, dist: dist_utils.DistContext) 
         channels, size = check_data(train, cfg["data"])
         encoder = build_model_encoder(cfg["encoder"], cfg["method"], channels, size)
         augment = build_augment(cfg["data"], size)
+    if cfg.get("init"):
+        initialise_encoder(encoder, cfg["init"])
     generators = {"augment": runtime.generator("augment"), "mask": runtime.generator("mask")}
     objective = build_objective(cfg["method"], encoder, augment, generators, device, extra)
     eval_cfg = dict(cfg.get("eval") or {})

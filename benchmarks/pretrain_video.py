@@ -115,6 +115,38 @@ def student_scores(cfg: dict[str, Any], run_dir: str, seed: int) -> dict[str, fl
     return evaluate_encoder(encoder, train, test, cfg["eval"], "none", seed)
 
 
+def init_diagnostics(args: argparse.Namespace) -> dict[str, Any]:
+    """Why DINO cannot start here: how alike the untrained encoder's [CLS] of different clips are,
+    and the entropy of the teacher's distribution after centring (ln K = uniform), per head norm."""
+    import math
+
+    import torch
+    import torch.nn.functional as F
+
+    torch.set_num_threads(1)
+    from representations.pretrain.build import build_augment, build_model_encoder, build_objective, load_data
+
+    out: dict[str, Any] = {}
+    for norm in (None, "bn"):
+        cfg = compose([*common_overrides(args), f"method.head_norm={'null' if norm is None else norm}"])
+        train, _ = load_data(cfg["data"], 0)
+        torch.manual_seed(0)
+        encoder = build_model_encoder(cfg["encoder"], cfg["method"], 3, train.image_size)
+        objective = build_objective(cfg["method"], encoder, build_augment(cfg["data"], train.image_size), {},
+                                    torch.device("cpu"))
+        clips = train.clips[:64].float() / 255
+        views = objective.views(clips, objective.generators["augment"], torch.arange(64), 64)
+        logits, _ = objective.teacher_forward(views.globals)
+        with torch.no_grad():
+            cls = F.normalize(objective.teacher["encoder"](views.globals[0]), dim=-1)
+        p = ((logits - logits.mean(dim=(0, 1))) / cfg["method"]["teacher_temp"]).softmax(-1)
+        entropy = float(-(p * p.clamp_min(1e-12).log()).sum(-1).mean())
+        out[f"head_norm={norm}"] = {"cls_pairwise_cosine": round(float((cls @ cls.t()).mean()), 4),
+                                    "teacher_entropy_after_centring": round(entropy, 3),
+                                    "uniform_entropy": round(math.log(logits.shape[-1]), 3)}
+    return out
+
+
 def run_one(job: tuple[str, list[str], int, str, int]) -> dict[str, Any]:
     """One pretraining run in a worker process (1 torch thread)."""
     import torch
@@ -280,9 +312,16 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smoke run: few epochs and timing rounds")
     parser.add_argument("--only", nargs="*", default=None,
                         help=f"variants to run (default: the table); also {', '.join(n for n, _ in EXPLORATORY)}")
+    parser.add_argument("--init-diagnostics", action="store_true",
+                        help="only measure the untrained [CLS] similarity and the centred teacher's entropy")
     parser.add_argument("--probe-run", default=None, metavar="RUN_DIR",
                         help="only print the teacher (eval.json) and student probes of a finished mcrl-pretrain run")
     args = parser.parse_args()
+    if args.init_diagnostics:
+        result = init_diagnostics(args)
+        print(json.dumps(result, indent=2))
+        (ROOT / "benchmarks" / "results" / "pretrain_video_init.json").write_text(json.dumps(result, indent=2) + "\n")
+        return
     if args.probe_run:
         import yaml
 

@@ -103,3 +103,48 @@ def test_torchrun_cli(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert (run_dir / "eval.json").is_file() and (run_dir / "encoder.pt").is_file()
     assert '"world_size": 2' in (run_dir / "train_summary.json").read_text()
+
+
+def _m2crl_worker(rank, port, run_dir, out):
+    """Tiny M2CRL under DDP for 4 steps: 2 with the prototypes frozen (one epoch), 2 without."""
+    from representations.data.video import VideoData
+    from representations.data.video_views import MultiViewConfig, MultiViewSampler
+    from representations.encoders import VideoViT
+    from representations.objectives import M2CRL
+
+    torch.set_num_threads(1)
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=2)
+    try:
+        torch.manual_seed(0)
+        encoder = VideoViT(image_size=32, patch_size=8, num_frames=4, tubelet_size=2, width=32, depth=1, heads=2,
+                           attention="divided", mask_token=True)
+        views = MultiViewSampler(MultiViewConfig(global_size=32, local_size=24, global_frames=(4, 4),
+                                                 local_frames=(2, 2), global_offset=0.1, local_span=0.5))
+        objective = M2CRL(encoder, views, out_dim=32, hidden_dim=16, bottleneck_dim=8, generators=generators(3))
+        start = objective.head.prototypes.detach().clone()
+        clips = torch.randint(0, 256, (16, 3, 4, 32, 32), generator=torch.Generator().manual_seed(0),
+                              dtype=torch.uint8)
+        cfg = TrainerConfig(steps=4, batch_size=8, optimizer="adamw", lr=1e-3, log_every=1, progress=False,
+                            tensorboard=False, checkpoint_every=0)
+        trainer = Trainer(objective, VideoData(clips, torch.arange(16) % 2), cfg,
+                          runtime=Runtime(device="cpu", seed=0), run_dir=run_dir, dist=DistContext(
+                              rank=rank, world_size=2, backend="gloo"))
+        trainer.fit()
+        moved = float((objective.head.prototypes.detach() - start).abs().max())
+        torch.save({"losses": trainer.losses, "moved": moved,
+                    "params": [p.detach().clone() for p in objective.parameters()]}, f"{out}.{rank}")
+    finally:
+        dist.destroy_process_group()
+
+
+def test_m2crl_trains_under_ddp_through_its_frozen_first_epoch(tmp_path):
+    """The frozen prototypes get a zero (not a missing) gradient, so DDP's reducer sees every
+    parameter; after the frozen epoch they learn, and both ranks hold the same weights."""
+    out = tmp_path / "m2crl"
+    mp.spawn(_m2crl_worker, args=(_free_port(), str(tmp_path / "run"), str(out)), nprocs=2, join=True)
+    ranks = [torch.load(f"{out}.{r}", weights_only=True) for r in range(2)]
+    assert len(ranks[0]["losses"]) == 4 and all(torch.isfinite(torch.tensor(ranks[0]["losses"])))
+    assert ranks[0]["moved"] > 0
+    for a, b in zip(ranks[0]["params"], ranks[1]["params"]):
+        assert torch.allclose(a, b, atol=1e-6)

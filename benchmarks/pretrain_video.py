@@ -159,12 +159,14 @@ def run_one(job: tuple[str, list[str], int, str, int]) -> dict[str, Any]:
     name, overrides, seed, run_dir, ft_epochs = job
     cfg = compose([*overrides, f"seed={seed}"])
     began = time.time()
-    result = pretrain(cfg, run_dir)
+    finished = (Path(run_dir) / "eval.json").is_file() and (Path(run_dir) / "train_summary.json").is_file()
+    # a stopped sweep keeps its finished runs (each run's files are complete once eval.json exists)
+    result = json.loads((Path(run_dir) / "eval.json").read_text()) if finished else pretrain(cfg, run_dir)
     summary = json.loads((Path(run_dir) / "train_summary.json").read_text())
     losses = [float(line.split(",")[2]) for line in (Path(run_dir) / "train.csv").read_text().splitlines()[1:]]
     row = {"variant": name, "seed": seed, "knn_top1": result["knn_top1"], "linear_top1": result["linear_top1"],
            "first_loss": losses[0], "final_loss": summary["final_loss"], "step_time_s": summary["step_time_s"],
-           "wall_s": round(time.time() - began, 1), "run_dir": run_dir}
+           "wall_s": round(time.time() - began, 1), "run_dir": run_dir, "reused": finished}
     student = student_scores(cfg, run_dir, seed)
     row.update(student_knn_top1=student["knn_top1"], student_linear_top1=student["linear_top1"])
     if ft_epochs and name == "m2crl":

@@ -279,8 +279,10 @@ def markdown(result: dict[str, Any]) -> str:
             fill = fill.replace(", frozen moco net", " (saliency: frozen stage-1 moco encoder)")
             knn, lin = stats([r["knn_top1"] for r in rows]), stats([r["linear_top1"] for r in rows])
             wall = statistics.mean(r["wall_s"] for r in rows)
+            resumed = " (a resumed run counts its last part only)" if any(
+                r.get("resumed_from_step") for r in rows) else ""
             lines.append(f"| {method} | {fill or '-'} | {encoder} | {steps} x {batch} | {_cell(knn)} | "
-                         f"{_cell(lin)} | {wall:.0f} |")
+                         f"{_cell(lin)} | {wall:.0f}{resumed} |")
         lines.append("")
     timing_result = result.get("timing")
     if timing_result:

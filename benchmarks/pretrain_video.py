@@ -218,7 +218,7 @@ def cost(args: argparse.Namespace) -> dict[str, Any]:
     encoder = build_model_encoder(cfg["encoder"], cfg["method"], 3, train.image_size)
     views = build_augment(cfg["data"], train.image_size)
     objective = build_objective(cfg["method"], encoder, views, {}, torch.device("cpu"))
-    objective.configure(1000, 13)
+    objective.configure(1000, len(train) // args.batch_size)  # the Trainer's epoch length (drop_last)
     opt = torch.optim.AdamW([p for p in objective.parameters() if p.requires_grad], lr=1e-4)
     gen = torch.Generator().manual_seed(0)
     b = args.batch_size

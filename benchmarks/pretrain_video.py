@@ -99,32 +99,59 @@ def finetune(encoder, train, test, epochs: int, seed: int, lr: float = 3e-4, bat
     return float((pred == test.labels).float().mean() * 100)
 
 
+def student_encoder(cfg: dict[str, Any], run_dir: str | Path, image_size: int):
+    """The student encoder of a run's newest checkpoint (``encoder.pt`` holds the teacher)."""
+    import torch
+
+    from representations.pretrain.build import build_model_encoder
+
+    newest = sorted((Path(run_dir) / "checkpoints").glob("*.pt"))[-1]
+    state = torch.load(newest, map_location="cpu", weights_only=False)["state"]["objective"]
+    encoder = build_model_encoder(cfg["encoder"], cfg["method"], 3, image_size)
+    encoder.load_state_dict({k[len("encoder."):]: v for k, v in state.items() if k.startswith("encoder.")})
+    return encoder
+
+
 def student_scores(cfg: dict[str, Any], run_dir: str, seed: int) -> dict[str, float]:
     """Probes of the student encoder from the run's final checkpoint (``encoder.pt`` holds the teacher,
     which after a short run is still mostly its initial weights: the EMA keeps prod(m_t) of them)."""
-    import torch
-
-    from representations.pretrain.build import build_model_encoder, load_data
+    from representations.pretrain.build import load_data
     from representations.pretrain.run import evaluate_encoder
 
     train, test = load_data(cfg["data"], seed)
-    newest = sorted((Path(run_dir) / "checkpoints").glob("*.pt"))[-1]
-    state = torch.load(newest, map_location="cpu", weights_only=False)["state"]["objective"]
-    encoder = build_model_encoder(cfg["encoder"], cfg["method"], 3, train.image_size)
-    encoder.load_state_dict({k[len("encoder."):]: v for k, v in state.items() if k.startswith("encoder.")})
-    return evaluate_encoder(encoder, train, test, cfg["eval"], "none", seed)
+    return evaluate_encoder(student_encoder(cfg, run_dir, train.image_size), train, test, cfg["eval"], "none", seed)
 
 
-def init_diagnostics(args: argparse.Namespace) -> dict[str, Any]:
-    """Why DINO cannot start here: how alike the untrained encoder's [CLS] of different clips are,
-    and the entropy of the teacher's distribution after centring (ln K = uniform), per head norm."""
+def teacher_diagnostics(cfg: dict[str, Any], encoder, train) -> dict[str, float]:
+    """How alike the encoder's [CLS] of 64 different clips are (mean pairwise cosine) and the entropy
+    of the teacher's distribution after centring (ln K = uniform: DINO has no target)."""
     import math
 
     import torch
     import torch.nn.functional as F
 
+    from representations.pretrain.build import build_augment, build_objective
+
+    objective = build_objective(cfg["method"], encoder, build_augment(cfg["data"], train.image_size), {},
+                                torch.device("cpu"))
+    clips = train.clips[:64].float() / 255
+    views = objective.views(clips, objective.generators["augment"], torch.arange(64), 64)
+    logits, _ = objective.teacher_forward(views.globals)
+    with torch.no_grad():
+        cls = F.normalize(objective.teacher["encoder"](views.globals[0]), dim=-1)
+    p = ((logits - logits.mean(dim=(0, 1))) / cfg["method"]["teacher_temp"]).softmax(-1)
+    entropy = float(-(p * p.clamp_min(1e-12).log()).sum(-1).mean())
+    return {"cls_pairwise_cosine": round(float((cls @ cls.t()).mean()), 4),
+            "teacher_entropy_after_centring": round(entropy, 3),
+            "uniform_entropy": round(math.log(logits.shape[-1]), 3)}
+
+
+def init_diagnostics(args: argparse.Namespace) -> dict[str, Any]:
+    """Why DINO cannot start here: ``teacher_diagnostics`` of the untrained encoder, per head norm."""
+    import torch
+
     torch.set_num_threads(1)
-    from representations.pretrain.build import build_augment, build_model_encoder, build_objective, load_data
+    from representations.pretrain.build import build_model_encoder, load_data
 
     out: dict[str, Any] = {}
     for norm in (None, "bn"):
@@ -132,18 +159,48 @@ def init_diagnostics(args: argparse.Namespace) -> dict[str, Any]:
         train, _ = load_data(cfg["data"], 0)
         torch.manual_seed(0)
         encoder = build_model_encoder(cfg["encoder"], cfg["method"], 3, train.image_size)
-        objective = build_objective(cfg["method"], encoder, build_augment(cfg["data"], train.image_size), {},
-                                    torch.device("cpu"))
-        clips = train.clips[:64].float() / 255
-        views = objective.views(clips, objective.generators["augment"], torch.arange(64), 64)
-        logits, _ = objective.teacher_forward(views.globals)
-        with torch.no_grad():
-            cls = F.normalize(objective.teacher["encoder"](views.globals[0]), dim=-1)
-        p = ((logits - logits.mean(dim=(0, 1))) / cfg["method"]["teacher_temp"]).softmax(-1)
-        entropy = float(-(p * p.clamp_min(1e-12).log()).sum(-1).mean())
-        out[f"head_norm={norm}"] = {"cls_pairwise_cosine": round(float((cls @ cls.t()).mean()), 4),
-                                    "teacher_entropy_after_centring": round(entropy, 3),
-                                    "uniform_entropy": round(math.log(logits.shape[-1]), 3)}
+        out[f"head_norm={norm}"] = teacher_diagnostics(cfg, encoder, train)
+    return out
+
+
+def two_stage(args: argparse.Namespace) -> dict[str, Any]:
+    """The official recipe starts M2CRL from pretrained weights; none install offline, so try the
+    nearest thing: a reconstruction-only stage, whose student (``init=``) starts full M2CRL."""
+    import torch
+
+    torch.set_num_threads(1)
+    from representations.encoders import save_encoder
+    from representations.pretrain.build import build_model_encoder, load_data
+    from representations.pretrain.run import evaluate_encoder, pretrain
+
+    out: dict[str, Any] = {"stages": f"{args.steps} steps reconstruction only (method.distill_weight=0), "
+                                     f"then {args.steps} steps of m2crl from its student (init=)", "seeds": {}}
+    for seed in args.seeds:
+        run = Path(args.runs_dir) / f"two_stage_s{seed}"
+        cfg1 = compose([*common_overrides(args), "method.distill_weight=0", f"seed={seed}"])
+        train, test = load_data(cfg1["data"], seed)
+        torch.manual_seed(seed)
+        untrained = teacher_diagnostics(cfg1, build_model_encoder(cfg1["encoder"], cfg1["method"], 3,
+                                                                  train.image_size), train)
+        stage1 = pretrain(cfg1, str(run / "stage1"))
+        student1 = student_encoder(cfg1, run / "stage1", train.image_size)
+        save_encoder(student1, run / "stage1_student.pt")
+        cfg2 = compose([*common_overrides(args), f"init={run / 'stage1_student.pt'}", f"seed={seed}"])
+        torch.manual_seed(seed)  # a seeded DINO head for the diagnostic
+        start2 = teacher_diagnostics(cfg2, student1, train)
+        stage2 = pretrain(cfg2, str(run / "stage2"))
+        losses = [float(line.split(",")[2]) for line in (run / "stage2" / "train.csv").read_text().splitlines()[1:]]
+
+        def probes(scores: dict[str, float]) -> dict[str, float]:
+            return {k: round(scores[k], 2) for k in ("knn_top1", "linear_top1")}
+
+        out["seeds"][seed] = {
+            "untrained": untrained, "stage2_start": start2,
+            "stage1_teacher": probes(stage1),
+            "stage1_student": probes(evaluate_encoder(student1, train, test, cfg1["eval"], "none", seed)),
+            "stage2_teacher": probes(stage2), "stage2_student": probes(student_scores(cfg2, str(run / "stage2"), seed)),
+            "stage2_loss_first_last": [round(losses[0], 3), round(losses[-1], 3)]}
+        print(json.dumps(out["seeds"][seed]), flush=True)
     return out
 
 
@@ -316,6 +373,8 @@ def main() -> None:
                         help=f"variants to run (default: the table); also {', '.join(n for n, _ in EXPLORATORY)}")
     parser.add_argument("--init-diagnostics", action="store_true",
                         help="only measure the untrained [CLS] similarity and the centred teacher's entropy")
+    parser.add_argument("--two-stage", action="store_true",
+                        help="only run reconstruction-only pretraining, then m2crl from its student")
     parser.add_argument("--probe-run", default=None, metavar="RUN_DIR",
                         help="only print the teacher (eval.json) and student probes of a finished mcrl-pretrain run")
     args = parser.parse_args()
@@ -323,6 +382,13 @@ def main() -> None:
         result = init_diagnostics(args)
         print(json.dumps(result, indent=2))
         (ROOT / "benchmarks" / "results" / "pretrain_video_init.json").write_text(json.dumps(result, indent=2) + "\n")
+        return
+    if args.two_stage:
+        result = two_stage(args)
+        out = ROOT / "benchmarks" / "results" / "pretrain_video_two_stage.json"
+        if out.is_file():  # seeds run one call at a time add up
+            result["seeds"] = {**json.loads(out.read_text())["seeds"], **result["seeds"]}
+        out.write_text(json.dumps(result, indent=2) + "\n")
         return
     if args.probe_run:
         import yaml

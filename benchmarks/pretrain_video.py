@@ -99,6 +99,11 @@ def finetune(encoder, train, test, epochs: int, seed: int, lr: float = 3e-4, bat
     return float((pred == test.labels).float().mean() * 100)
 
 
+def train_losses(run_dir: str | Path) -> list[float]:
+    """The total loss column of a run's train.csv."""
+    return [float(line.split(",")[2]) for line in (Path(run_dir) / "train.csv").read_text().splitlines()[1:]]
+
+
 def student_encoder(cfg: dict[str, Any], run_dir: str | Path, image_size: int):
     """The student encoder of a run's newest checkpoint (``encoder.pt`` holds the teacher)."""
     import torch
@@ -189,7 +194,7 @@ def two_stage(args: argparse.Namespace) -> dict[str, Any]:
         torch.manual_seed(seed)  # a seeded DINO head for the diagnostic
         start2 = teacher_diagnostics(cfg2, student1, train)
         stage2 = pretrain(cfg2, str(run / "stage2"))
-        losses = [float(line.split(",")[2]) for line in (run / "stage2" / "train.csv").read_text().splitlines()[1:]]
+        losses = train_losses(run / "stage2")
 
         def probes(scores: dict[str, float]) -> dict[str, float]:
             return {k: round(scores[k], 2) for k in ("knn_top1", "linear_top1")}
@@ -220,7 +225,7 @@ def run_one(job: tuple[str, list[str], int, str, int]) -> dict[str, Any]:
     # a stopped sweep keeps its finished runs (each run's files are complete once eval.json exists)
     result = json.loads((Path(run_dir) / "eval.json").read_text()) if finished else pretrain(cfg, run_dir)
     summary = json.loads((Path(run_dir) / "train_summary.json").read_text())
-    losses = [float(line.split(",")[2]) for line in (Path(run_dir) / "train.csv").read_text().splitlines()[1:]]
+    losses = train_losses(run_dir)
     row = {"variant": name, "seed": seed, "knn_top1": result["knn_top1"], "linear_top1": result["linear_top1"],
            "first_loss": losses[0], "final_loss": summary["final_loss"], "step_time_s": summary["step_time_s"],
            "wall_s": round(time.time() - began, 1), "run_dir": run_dir, "reused": finished}

@@ -390,9 +390,10 @@ def main() -> None:
         return
     if args.two_stage:
         result = two_stage(args)
-        out = ROOT / "benchmarks" / "results" / "pretrain_video_two_stage.json"
-        if out.is_file():  # seeds run one call at a time add up
-            result["seeds"] = {**json.loads(out.read_text())["seeds"], **result["seeds"]}
+        out = Path(f"{args.out}_two_stage.json")
+        earlier = json.loads(out.read_text()) if out.is_file() else {}
+        if earlier.get("stages") == result["stages"]:  # seeds run one call at a time add up
+            result["seeds"] = {**earlier["seeds"], **result["seeds"]}
         out.write_text(json.dumps(result, indent=2) + "\n")
         return
     if args.probe_run:

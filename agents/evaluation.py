@@ -9,6 +9,7 @@ import gymnasium as gym
 import numpy as np
 
 from agents.sac import SACAgent
+from representations.core.atomic import atomic_path
 
 
 def run_episodes(agent: SACAgent, env: gym.Env, seeds: Sequence[int],
@@ -57,23 +58,13 @@ def write_episode_video(frames: list[np.ndarray], path: Path, fps: int = 25) -> 
         return
     from representations.data.video import write_video
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp.mp4")
-    try:
+    with atomic_path(path) as tmp:
         write_video(tmp, np.stack(frames).astype(np.uint8), fps=fps)
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def write_gif(frames: list[np.ndarray], path: Path, fps: int = 25) -> None:
     from PIL import Image
 
-    path.parent.mkdir(parents=True, exist_ok=True)
     images = [Image.fromarray(f.astype(np.uint8)) for f in frames]
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
+    with atomic_path(path) as tmp:
         images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:], duration=int(1000 / fps), loop=0)
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)

@@ -8,12 +8,13 @@ written after the checkpoint (a run killed later) are deleted on resume.
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from representations.core.atomic import atomic_path
 
 _NAME = re.compile(r"^episode_(\d+)\.npz$")
 
@@ -30,14 +31,9 @@ class ReplayStore:
 
     def write(self, episode: int, arrays: dict[str, np.ndarray]) -> Path:
         """Atomically write one episode (zlib-compressed npz)."""
-        self.directory.mkdir(parents=True, exist_ok=True)
         path = self.directory / f"episode_{episode:07d}.npz"
-        tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-        with tmp.open("wb") as f:
-            np.savez_compressed(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            np.savez_compressed(tmp, **arrays)
         return path
 
     def restore(self, replay: Any, episodes: int) -> int:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import platform
 import shutil
 import subprocess
@@ -21,6 +20,8 @@ import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+from representations.core.atomic import atomic_write_json
 
 PLANET_TASKS = ["finger-spin", "cartpole-swingup", "reacher-easy", "cheetah-run", "walker-walk", "ball_in_cup-catch"]
 RESULTS = Path(__file__).parent / "results" / "dmc100k"
@@ -124,7 +125,7 @@ def main() -> None:
                                              "complete": finished(path, args.steps),
                                              **resume_history(path)})
     manifest["overrides"] = list(args.extra)
-    (results / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    atomic_write_json(results / "manifest.json", manifest)
     print(f"eval CSVs and manifest in {results}")
 
 

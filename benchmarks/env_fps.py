@@ -12,7 +12,6 @@ Usage: ``python benchmarks/env_fps.py [--task cheetah-run] [--trials 7] [--agent
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -27,6 +26,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import envs  # noqa: E402
+from representations.core.atomic import atomic_write_json  # noqa: E402
 
 RESULT = Path(__file__).resolve().parent / "results" / "env_fps.json"
 
@@ -191,7 +191,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         ),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    atomic_write_json(args.out, result)
     print(f"make_dmc overhead: {overhead:.2f}% (goal <= 5%)")
     return result
 

@@ -8,7 +8,6 @@ table. Usage: python benchmarks/masks.py [--device cpu] [--repeats 15] [--thread
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import statistics
@@ -18,6 +17,7 @@ from pathlib import Path
 
 import torch
 
+from representations.core.atomic import atomic_write_json
 from representations.encoders.conv import ConvEncoder
 from representations.masking import (
     QUERY_RECIPE,
@@ -196,7 +196,7 @@ def main() -> None:
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
+    atomic_write_json(out, result)
 
     print(f"ConvEncoder forward, batch {BATCH}x9x84x84 on {result['device']}: {encoder_ms:.1f} ms "
           f"(torch {torch.__version__}, {torch.get_num_threads()} threads)")

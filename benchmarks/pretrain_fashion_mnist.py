@@ -34,6 +34,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from representations.core.atomic import atomic_write_json, atomic_write_text  # noqa: E402
+
 # Encoders screened (docs/pretraining.md says why): the CURL conv encoder (flatten + fc keeps the
 # spatial layout that global pooling loses); crops of 40-100% of the image (20% crops of a 28 px
 # image are mostly background). RECIPE is the one the benchmark settles on: a 1024-d fc, 8000 steps.
@@ -92,10 +94,8 @@ def result_file():
         result = json.loads(path.read_text()) if path.is_file() else {}
         result.setdefault("runs", [])
         yield result
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(json.dumps(result, indent=2) + "\n")
-        os.replace(tmp, path)
-        OUT.with_suffix(".md").write_text(markdown(result))
+        atomic_write_json(path, result)
+        atomic_write_text(OUT.with_suffix(".md"), markdown(result))
 
 
 def run(args: argparse.Namespace) -> None:

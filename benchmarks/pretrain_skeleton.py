@@ -27,6 +27,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from representations.core.atomic import atomic_write_json  # noqa: E402
+
 VARIANTS: list[tuple[str, list[str]]] = [
     ("CML", []),
     ("CML without mask branch", ["method.mask_branch=false", "method.w_reconstruction=0"]),
@@ -161,7 +163,7 @@ def main(argv: list[str] | None = None) -> None:
     }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
+    atomic_write_json(out.with_suffix(".json"), result)
     out.with_suffix(".md").write_text(markdown(result))
     print(markdown(result))
 

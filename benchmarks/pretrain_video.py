@@ -32,6 +32,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from representations.core.atomic import atomic_write_json  # noqa: E402
+
 VARIANTS: list[tuple[str, list[str]]] = [
     ("m2crl", []),
     ("m2crl/random_global_mask", ["method.global_mask=random"]),
@@ -386,7 +388,7 @@ def main() -> None:
     if args.init_diagnostics:
         result = init_diagnostics(args)
         print(json.dumps(result, indent=2))
-        (ROOT / "benchmarks" / "results" / "pretrain_video_init.json").write_text(json.dumps(result, indent=2) + "\n")
+        atomic_write_json(ROOT / "benchmarks" / "results" / "pretrain_video_init.json", result)
         return
     if args.two_stage:
         result = two_stage(args)
@@ -394,7 +396,7 @@ def main() -> None:
         earlier = json.loads(out.read_text()) if out.is_file() else {}
         if earlier.get("stages") == result["stages"]:  # seeds run one call at a time add up
             result["seeds"] = {**earlier["seeds"], **result["seeds"]}
-        out.write_text(json.dumps(result, indent=2) + "\n")
+        atomic_write_json(out, result)
         return
     if args.probe_run:
         import yaml
@@ -454,7 +456,7 @@ def main() -> None:
     logs.mkdir(exist_ok=True)
     for row in rows:
         shutil.copyfile(Path(row["run_dir"]) / "train.csv", logs / f"{Path(row['run_dir']).name}.csv")
-    out.with_suffix(".json").write_text(json.dumps(result, indent=2) + "\n")
+    atomic_write_json(out.with_suffix(".json"), result)
     out.with_suffix(".md").write_text(markdown(result))
     print(markdown(result))
 

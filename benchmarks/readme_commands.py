@@ -27,6 +27,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from representations.core.atomic import atomic_write_json
+
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "benchmarks" / "results" / "readme_commands.json"
 
@@ -104,9 +106,7 @@ def main() -> None:
         if cmd.name in wanted:
             result["commands"][cmd.name] = run_one(cmd, scratch, done)
             result["machine"] = {"platform": platform.platform(), "cpu_count": os.cpu_count()}
-            tmp = OUT.with_name(f".{OUT.name}.tmp")
-            tmp.write_text(json.dumps(result, indent=2) + "\n")
-            os.replace(tmp, OUT)
+            atomic_write_json(OUT, result)
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ import torch
 
 from agents.replay import PixelReplay
 from agents.replay_store import ReplayStore
+from representations.core.atomic import atomic_write_json
 
 
 def allocated_bytes(replay: PixelReplay) -> int:
@@ -131,7 +132,7 @@ def main() -> None:
                      "per transition (target <= 1.1)",
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=2) + "\n")
+    atomic_write_json(args.out, result)
     print(json.dumps(result, indent=2))
     print(f"replay: {ours_per_transition:,.0f} B/transition vs reference {reference:,} B "
           f"({result['ratio_reference_over_ours']}x smaller); on disk {disk}")

@@ -25,6 +25,7 @@ from omegaconf import OmegaConf
 
 from agents.factory import build_agent, build_replay, make_env_from_config
 from representations.core import Runtime
+from representations.core.atomic import atomic_write_json
 
 
 def build(preset: str):
@@ -86,7 +87,7 @@ def main() -> None:
                "torch": torch.__version__, "block": args.block, "trials": args.trials, "results": results,
                "command": "python benchmarks/threads.py " + " ".join(f"--presets {' '.join(args.presets)}".split())}
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(payload, indent=2) + "\n")
+    atomic_write_json(args.out, payload)
 
 
 if __name__ == "__main__":

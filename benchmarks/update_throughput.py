@@ -55,6 +55,7 @@ sys.path.insert(0, str(ROOT))
 from agents.factory import build_aux  # noqa: E402
 from agents.replay import PixelReplay  # noqa: E402
 from agents.sac import SACAgent, SACConfig  # noqa: E402
+from representations.core.atomic import atomic_write_json  # noqa: E402
 
 AGENTS: dict[str, list[str]] = {"sac": [], "curl": ["curl"], "mcurl": ["mcurl"], "curl_saliency": ["curl_saliency"]}
 REFERENCE_AGENTS = {"curl": "CurlSacAgent (cpc_update_freq=1)",
@@ -540,10 +541,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         merged.update({"benchmark": "update_throughput", "device": args.device, "settings": SETTINGS,
                        "method": METHOD})
         merged.setdefault("agents", {})[args.agent] = entry
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = out.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps(merged, indent=2) + "\n")
-        tmp.replace(out)
+        atomic_write_json(out, merged)
 
     if companion is not None:
         print(f"curl (ours, same run) batch {args.batch} {args.device}: "

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
+from representations.core.atomic import atomic_path
+
 os.environ.setdefault("MUJOCO_GL", "egl")
 
 
@@ -52,10 +54,8 @@ def collect_frames(task: str, frames: int, *, image_size: int = 100, frame_stack
 def save_frames(data: dict[str, np.ndarray], path: str | Path) -> Path:
     """Write the arrays to ``path`` (.npz, compressed) through a temp file."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp.npz")
-    np.savez_compressed(tmp, **data)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        np.savez_compressed(tmp, **data)
     return path
 
 

@@ -1,11 +1,14 @@
-"""Trainer core runtime pieces: Runtime seeding, Logger outputs, atomic Checkpointer."""
+"""Trainer core runtime pieces: Runtime seeding, Logger outputs, atomic writes and the Checkpointer."""
 
 import csv
+import json
 
+import numpy as np
 import pytest
 import torch
 
 from representations.core import Checkpointer, CheckpointError, Logger, Runtime, load_checkpoint
+from representations.core.atomic import atomic_path, atomic_write_json
 
 
 def test_runtime_cpu_policy_and_seeding():
@@ -32,6 +35,26 @@ def test_runtime_rejects_bad_settings():
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="CUDA is not available"):
             Runtime(device="cuda")
+
+
+def test_atomic_write_replaces_whole_or_keeps_the_old_file(tmp_path):
+    target = tmp_path / "sub" / "result.json"
+    atomic_write_json(target, {"a": 1})  # creates the folder
+    assert json.loads(target.read_text()) == {"a": 1} and target.read_text().endswith("}\n")
+    with pytest.raises(ValueError, match="NaN"), atomic_path(target) as tmp:
+        tmp.write_text('{"a": 2')  # half-written ...
+        raise ValueError("NaN in the payload")  # ... then the writer fails
+    assert json.loads(target.read_text()) == {"a": 1}  # old content, untouched
+    assert sorted(p.name for p in target.parent.iterdir()) == ["result.json"]  # no temp file left
+
+
+def test_atomic_path_keeps_the_suffix_writers_choose_formats_by(tmp_path):
+    target = tmp_path / "frames.npz"
+    with atomic_path(target) as tmp:
+        assert tmp.parent == target.parent and tmp.suffix == ".npz" and tmp.name.startswith(".")
+        np.savez_compressed(tmp, x=np.arange(3))  # would write tmp + ".npz" if the suffix differed
+    assert np.array_equal(np.load(target)["x"], np.arange(3))
+    assert [p.name for p in tmp_path.iterdir()] == ["frames.npz"]
 
 
 def test_checkpointer_atomic_keep_last_and_weights_only(tmp_path):

@@ -7,7 +7,6 @@ Published reference rows go to their own table with their source, never into the
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +16,7 @@ from agents.reporting.discovery import Problem, Run
 from agents.reporting.normalise import ScoreRange
 from agents.reporting.reference import MEAN_TASK, ReferenceRow
 from agents.reporting.stats import CI_LEVEL, METRICS, Aggregate, BudgetScores, Improvement
+from representations.core.atomic import atomic_write_json
 
 UNIT = "env_steps"
 UNIT_WORDS = "environment steps"
@@ -178,7 +178,7 @@ def _reference_summary(data: ReportData) -> dict[str, Any]:
 
 
 def write_summary(path: Path, data: ReportData) -> Path:
-    path.write_text(json.dumps(build_summary(data), indent=2, allow_nan=False) + "\n")
+    atomic_write_json(path, build_summary(data), allow_nan=False)
     return path
 
 

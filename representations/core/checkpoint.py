@@ -6,7 +6,6 @@ of tensors and plain Python values only, so ``torch.load(weights_only=True)`` ca
 
 from __future__ import annotations
 
-import os
 import re
 import sys
 from collections.abc import Mapping
@@ -14,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
+from representations.core.atomic import atomic_path
 
 _NAME = re.compile(r"^ckpt_(\d+)\.pt$")
 
@@ -23,17 +24,9 @@ class CheckpointError(RuntimeError):
 
 
 def atomic_torch_save(obj: Any, path: Path) -> None:
-    """Write to a temp file in the same folder, fsync, then rename over the target."""
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        with tmp.open("wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
+    """``torch.save`` that leaves either the old file or the whole new one (``atomic_path``)."""
+    with atomic_path(path) as tmp:
+        torch.save(obj, tmp)
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:

@@ -18,6 +18,8 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
+from representations.core.atomic import atomic_path
+
 
 def _as_float(value: Any) -> float:
     if hasattr(value, "item"):
@@ -52,13 +54,11 @@ class CSVStream:
             rows = list(csv.DictReader(f))
             header = list(rows[0].keys()) if rows else None
         keep = [r for r in rows if r.get(self.step_key) not in (None, "") and float(r[self.step_key]) <= step]
-        tmp = self.path.with_suffix(".tmp")
-        with tmp.open("w", newline="") as f:
+        with atomic_path(self.path) as tmp, tmp.open("w", newline="") as f:
             if header:
                 writer = csv.DictWriter(f, fieldnames=header)
                 writer.writeheader()
                 writer.writerows(keep)
-        tmp.replace(self.path)
 
     def _grow_header(self, extra: list[str]) -> None:
         """New columns appeared (e.g. actor loss after warm-up): rewrite the file with a wider header."""
@@ -66,12 +66,10 @@ class CSVStream:
         with self.path.open(newline="") as f:
             rows = list(csv.DictReader(f))
         self.fieldnames = [*(self.fieldnames or []), *extra]
-        tmp = self.path.with_suffix(".tmp")
-        with tmp.open("w", newline="") as f:
+        with atomic_path(self.path) as tmp, tmp.open("w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=self.fieldnames)
             writer.writeheader()
             writer.writerows(rows)
-        tmp.replace(self.path)
         self._file = self.path.open("a", newline="")
         self._writer = csv.DictWriter(self._file, fieldnames=self.fieldnames, extrasaction="ignore")
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import pickle
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..core.checkpoint import atomic_torch_save
 from .conv import ConvEncoder
 from .resnet import ResNetSmall
 from .stgcn import STGCN
@@ -54,24 +54,16 @@ def encoder_payload(encoder: nn.Module) -> dict[str, Any]:
 
 def save_encoder(encoder: nn.Module, path: str | os.PathLike[str], *,
                  input_normalisation: tuple[float, float] | None = None) -> Path:
-    """Write ``{"class", "kwargs", "state_dict"}`` atomically (temp file, then rename).
+    """Write ``{"class", "kwargs", "state_dict"}`` atomically (``atomic_torch_save``).
 
     ``input_normalisation`` = (mean, std) records that the encoder was trained on (x - mean) / std
     of [0, 1] pixels, so a consumer that feeds raw pixels (an RL agent, SB3) can match it.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     payload = encoder_payload(encoder)
     if input_normalisation is not None:
         payload["input_normalisation"] = [float(v) for v in input_normalisation]
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    atomic_torch_save(payload, path)
     return path
 
 

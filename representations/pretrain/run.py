@@ -8,7 +8,6 @@ Outputs in the run directory: ``config.yaml`` (as composed), ``train.csv`` / ``e
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +16,7 @@ from torch import nn
 
 from ..core import Runtime
 from ..core import distributed as dist_utils
+from ..core.atomic import atomic_write_json
 from ..core.errors import UserError
 from ..core.trainer import Trainer
 from ..data import DataError, ImageData, SkeletonData
@@ -38,12 +38,6 @@ from .build import (
     load_data,
     trainer_config,
 )
-
-
-def _write_json(path: Path, payload: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(payload, indent=2, sort_keys=True) + "\n")
-    os.replace(tmp, path)
 
 
 def model_inputs(data: ImageData | SkeletonData) -> torch.Tensor:
@@ -141,7 +135,7 @@ def _pretrain(cfg: dict[str, Any], run_dir: Path, dist: dist_utils.DistContext) 
 
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
-        (run_dir / "runtime.json").write_text(json.dumps(runtime.describe(), indent=2) + "\n")
+        atomic_write_json(run_dir / "runtime.json", runtime.describe())
     trainer = Trainer(objective, train, tcfg, runtime=runtime, run_dir=run_dir, dist=dist,
                       eval_hook=hook if labelled and eval_cfg.get("enabled", True) else None,
                       run_config={"pretrain": cfg})
@@ -150,7 +144,7 @@ def _pretrain(cfg: dict[str, Any], run_dir: Path, dist: dist_utils.DistContext) 
         return {}
     summary.update(method=cfg["method"]["name"], data=cfg["data"]["name"], encoder=cfg["encoder"]["name"],
                    global_batch=tcfg.batch_size, world_size=dist.world_size, seed=seed)
-    _write_json(run_dir / "train_summary.json", summary)
+    atomic_write_json(run_dir / "train_summary.json", summary, sort_keys=True)
     # image methods train on normalise()d pixels: record it so RL / SB3 consumers can match it
     stats = (PIXEL_MEAN, PIXEL_STD) if isinstance(train, ImageData) else None
     save_encoder(objective.export_encoder, run_dir / "encoder.pt", input_normalisation=stats)
@@ -161,7 +155,7 @@ def _pretrain(cfg: dict[str, Any], run_dir: Path, dist: dist_utils.DistContext) 
         return summary
     result = evaluate_encoder(objective.export_encoder, train, test, eval_cfg, input_filter, seed, device)
     result.update(step=summary["steps"], method=cfg["method"]["name"], data=cfg["data"]["name"], seed=seed)
-    _write_json(run_dir / "eval.json", result)
+    atomic_write_json(run_dir / "eval.json", result, sort_keys=True)
     return result
 
 
@@ -204,5 +198,5 @@ def evaluate_run(run_dir: str | Path, overrides: dict[str, Any] | None = None,
     summary = run_dir / "train_summary.json"
     if summary.is_file():
         result["step"] = json.loads(summary.read_text()).get("steps")
-    _write_json(out, result)
+    atomic_write_json(out, result, sort_keys=True)
     return result

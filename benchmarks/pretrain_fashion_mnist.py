@@ -9,10 +9,11 @@ two background workers share it), so a partial sweep is still a valid, smaller r
     python benchmarks/pretrain_fashion_mnist.py references           # raw pixels, untrained encoder
     python benchmarks/pretrain_fashion_mnist.py run --variants moco --seeds 0 1 2
     python benchmarks/pretrain_fashion_mnist.py timing               # step time vs moco, one process
-    python benchmarks/pretrain_fashion_mnist.py report               # rewrite the markdown table
+    python benchmarks/pretrain_fashion_mnist.py report               # rewrite the markdown table + figure
     python benchmarks/pretrain_fashion_mnist.py run --variants moco --seeds 0 --steps 20 --quick  # smoke
 
-Writes ``benchmarks/results/pretrain_fashion_mnist.{json,md}``.
+Writes ``benchmarks/results/pretrain_fashion_mnist.{json,md,png}`` (the figure: the method comparison
+at the recipe's budget, each seed and the mean with its 95% interval, against raw pixels).
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from representations.core.atomic import atomic_write_json, atomic_write_text  # noqa: E402
+from representations.core.atomic import atomic_path, atomic_write_json, atomic_write_text  # noqa: E402
 
 # Encoders screened (docs/pretraining.md says why): the CURL conv encoder (flatten + fc keeps the
 # spatial layout that global pooling loses); crops of 40-100% of the image (20% crops of a 28 px
@@ -96,6 +97,7 @@ def result_file():
         yield result
         atomic_write_json(path, result)
         atomic_write_text(OUT.with_suffix(".md"), markdown(result))
+        figure(result, OUT.with_suffix(".png"))
 
 
 def run(args: argparse.Namespace) -> None:
@@ -299,6 +301,45 @@ def markdown(result: dict[str, Any]) -> str:
                          f"{e['mask_and_fill_share_of_step']:.3f} |")
         lines.append("")
     return "\n".join(lines)
+
+
+def figure(result: dict[str, Any], path: Path) -> None:
+    """The comparison at the recipe's budget: per-seed dots, mean ± 95% t interval, raw pixels and the goal."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [r for r in result.get("runs", []) if r["steps"] == RECIPE["steps"]
+            and encoder_of(r) in (RECIPE["encoder"], MICL_LABEL) and not r["variant"].endswith("frozen moco net")]
+    names = [n for n in VARIANTS if any(r["variant"] == n for r in rows)]
+    pixels = (result.get("references") or {}).get("raw pixels (784-d)")
+    if not names or pixels is None:
+        return
+    fig, axes = plt.subplots(1, 2, figsize=(10, 0.45 * len(names) + 1.6), sharey=True)
+    for ax, key, title in zip(axes, ("knn_top1", "linear_top1"), ("kNN top-1 %", "linear probe top-1 %")):
+        base = pixels[key]
+        ax.axvspan(base["mean"] - (base["ci95"] or 0), base["mean"] + (base["ci95"] or 0), color="0.85")
+        ax.axvline(base["mean"], color="0.4", lw=1, label=f"raw pixels {base['mean']:.2f} (band: 95% CI)")
+        ax.axvline(base["mean"] + 3, color="tab:green", ls=":", lw=1, label="goal: pixels + 3")
+        for y, name in enumerate(names):
+            values = [r[key] for r in rows if r["variant"] == name]
+            s = stats(values)
+            ax.scatter(values, [y] * len(values), s=14, color="0.5", zorder=2)
+            ax.errorbar(s["mean"], y, xerr=s["ci95"] or 0, fmt="o", color="tab:blue", capsize=3, zorder=3)
+            ax.annotate(f"{s['mean']:.2f} (n={s['n']})", (s["mean"], y), xytext=(0, 6), textcoords="offset points",
+                        ha="center", fontsize=7)
+        ax.set_title(title, fontsize=10)
+        ax.grid(axis="x", alpha=0.3)
+        ax.legend(fontsize=7, loc="lower right")
+    axes[0].set_yticks(range(len(names)), names)
+    axes[0].invert_yaxis()
+    fig.suptitle(f"Fashion-MNIST, {RECIPE['steps']} steps x 256 ({RECIPE['encoder']}; micl: {MICL_LABEL}); "
+                 "grey: seeds, blue: mean ± 95% t interval", fontsize=9)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110)
+    plt.close(fig)
 
 
 def main() -> None:

@@ -190,6 +190,7 @@ def timing(args: argparse.Namespace) -> None:
         f"micl ({MICL_LABEL})": VARIANTS["micl"],  # its own ViT, as in the comparison
     }
     data = load_fashion_mnist(split="train").limit(args.batch_size * (args.timing_rounds + 3), 0)
+    load_before = os.getloadavg()[0]  # other jobs on the machine: recorded, since they blur the ratios
     steps: dict[str, Any] = {}
     for name, extra in variants.items():
         cfg = compose([*extra, *([] if name.startswith("micl") else ENCODERS[args.encoder]), *AUGMENT])
@@ -234,7 +235,8 @@ def timing(args: argparse.Namespace) -> None:
         print(name, table[name], flush=True)
     with result_file() as result:
         result["timing"] = {"batch_size": args.batch_size, "rounds": args.timing_rounds, "encoder": args.encoder,
-                            "table": table}
+                            "load_average_1min": [round(load_before, 2), round(os.getloadavg()[0], 2)],
+                            "cpu_count": os.cpu_count(), "table": table}
 
 
 def encoder_of(row: dict[str, Any]) -> str:
@@ -292,7 +294,10 @@ def markdown(result: dict[str, Any]) -> str:
                   f"batches of {timing_result['batch_size']}, median of {timing_result['rounds']} steps; conv "
                   f"variants: {timing_result.get('encoder', 'conv 4x32, fc 256')}); "
                   "saliency = the no-grad saliency forwards; mask + fill = the rest of `mask_views` (drawing "
-                  "the masks and filling them):", "",
+                  "the masks and filling them)"
+                  + (f"; 1-min load average {timing_result['load_average_1min'][0]} before, "
+                     f"{timing_result['load_average_1min'][1]} after, on {timing_result['cpu_count']} cores"
+                     if "load_average_1min" in timing_result else "") + ":", "",
                   "| variant | median step (s) | ratio to moco | saliency forwards (s) | mask + fill (s) | "
                   "mask + fill share of step |", "|---|---|---|---|---|---|"]
         for name, e in timing_result["table"].items():

@@ -28,6 +28,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from representations.core.atomic import atomic_write_json  # noqa: E402
+from representations.core.logger import read_csv_column  # noqa: E402
 
 VARIANTS: list[tuple[str, list[str]]] = [
     ("CML", []),
@@ -90,8 +91,7 @@ def run_variant(args: argparse.Namespace, name: str, extra: list[str], seed: int
     began = time.time()
     result = pretrain(compose([*base_overrides(args, seed), *extra]), run_dir)
     summary = json.loads((run_dir / "train_summary.json").read_text())
-    rows = (run_dir / "train.csv").read_text().splitlines()
-    first_loss = float(rows[1].split(",")[rows[0].split(",").index("loss")])
+    first_loss = read_csv_column(run_dir / "train.csv", "loss")[0]
     return {"knn_top1": result["knn_top1"], "linear_top1": result["linear_top1"], "first_loss": first_loss,
             "final_loss": summary["final_loss"], "step_time_s": summary["step_time_s"],
             "wall_s": round(time.time() - began, 1), "n_train": result["n_train"], "n_test": result["n_test"]}

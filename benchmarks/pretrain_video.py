@@ -33,6 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from representations.core.atomic import atomic_write_json  # noqa: E402
+from representations.core.logger import read_csv_column  # noqa: E402
 
 VARIANTS: list[tuple[str, list[str]]] = [
     ("m2crl", []),
@@ -103,7 +104,7 @@ def finetune(encoder, train, test, epochs: int, seed: int, lr: float = 3e-4, bat
 
 def train_losses(run_dir: str | Path) -> list[float]:
     """The total loss column of a run's train.csv."""
-    return [float(line.split(",")[2]) for line in (Path(run_dir) / "train.csv").read_text().splitlines()[1:]]
+    return read_csv_column(Path(run_dir) / "train.csv", "loss")
 
 
 def student_encoder(cfg: dict[str, Any], run_dir: str | Path, image_size: int):

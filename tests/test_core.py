@@ -9,6 +9,7 @@ import torch
 
 from representations.core import Checkpointer, CheckpointError, Logger, Runtime, load_checkpoint
 from representations.core.atomic import atomic_path, atomic_write_json
+from representations.core.logger import read_csv_column
 
 
 def test_runtime_cpu_policy_and_seeding():
@@ -95,6 +96,8 @@ def test_logger_writes_csv_tensorboard_and_grows_header(tmp_path):
     rows = list(csv.DictReader((tmp_path / "train.csv").open()))
     assert rows == [{"env_step": "10", "fps": "3", "actor_loss": ""},
                     {"env_step": "20", "fps": "4", "actor_loss": "0.5"}]
+    assert read_csv_column(tmp_path / "train.csv", "fps") == [3.0, 4.0]
+    assert read_csv_column(tmp_path / "train.csv", "actor_loss") == [0.5]  # rows before the column: skipped
     assert list((tmp_path / "tb").glob("events.out.tfevents.*"))
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 

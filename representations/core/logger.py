@@ -27,6 +27,13 @@ def _as_float(value: Any) -> float:
     return float(value)
 
 
+def read_csv_column(path: str | Path, name: str) -> list[float]:
+    """One numeric column of a CSV stream the Logger wrote (e.g. ``train.csv``'s ``loss``), by name:
+    the Logger may widen the header on the way, so positions are not stable."""
+    with Path(path).open(newline="") as f:
+        return [float(row[name]) for row in csv.DictReader(f) if row.get(name) not in (None, "")]
+
+
 class CSVStream:
     """Append-only CSV with a header fixed by the first row (or given up front)."""
 

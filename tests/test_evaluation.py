@@ -95,3 +95,36 @@ def test_unlabelled_data_is_rejected():
     tr, ytr, te, yte = _separable(20)
     with pytest.raises(ValueError, match="labelled"):
         evaluate_features(tr, ytr - 10, te, yte)
+
+
+class _Recorder(nn.Module):
+    """Returns its (flattened) input as features and keeps every batch it was given."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen: list[torch.Tensor] = []
+
+    def forward(self, x):
+        self.seen.append(x.detach().clone())
+        return x.float().flatten(1)
+
+
+def test_evaluation_feeds_each_domain_what_its_methods_train_on():
+    """Pixels (images, video) are normalised as in pretraining; skeleton coordinates go in unchanged
+    (CML trains on raw coordinates, so a pixel normalisation at evaluation would shift its inputs)."""
+    from representations.data import ImageData, SkeletonData
+    from representations.data.video import VideoData
+    from representations.objectives.base import PIXEL_MEAN, PIXEL_STD
+    from representations.pretrain.run import evaluate_encoder
+
+    gen = torch.Generator().manual_seed(0)
+    labels = torch.arange(6) % 2
+    pixels = torch.randint(0, 256, (6, 3, 2, 4, 4), generator=gen, dtype=torch.uint8)
+    coords = torch.randn(6, 3, 4, 25, 1, generator=gen)
+    cases = [(VideoData(pixels, labels), (pixels.float() / 255 - PIXEL_MEAN) / PIXEL_STD),
+             (ImageData(pixels[:, :, 0], labels), (pixels[:, :, 0].float() / 255 - PIXEL_MEAN) / PIXEL_STD),
+             (SkeletonData(coords, labels), coords)]
+    for data, expected in cases:
+        encoder = _Recorder()
+        evaluate_encoder(encoder, data, data, {"k": 2, "batch_size": 6})
+        assert torch.allclose(encoder.seen[0], expected, atol=1e-6), type(data).__name__

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from representations.data.video_views import MultiViewConfig, MultiViewSampler
 from representations.encoders import VideoViT
 from representations.objectives import M2CRL, METHODS
+from representations.objectives.base import PIXEL_MEAN, PIXEL_STD
 
 
 def tiny(global_mask="attention", **kwargs) -> M2CRL:
@@ -67,13 +68,16 @@ def test_local_masks_ratio():
 
 
 def test_loss_is_the_sum_of_naive_terms():
-    """Loss = DINO (teacher global views -> student unmasked views) + L1 on masked pixels (global, local)."""
+    """Loss = DINO (teacher global views -> student unmasked views) + L1 on masked pixels (global, local),
+    all on views normalised as the official transform does ((x - mean) / std, here one grey mean / std)."""
     obj = tiny()
     batch = {"clips": clips(), "labels": torch.zeros(4, dtype=torch.long)}
     states = obj.generator_states()
     loss, metrics = obj(batch)
     obj.load_generator_states(states)
-    views = obj.views(batch["clips"], obj.generators["augment"])
+    sampled = obj.views(batch["clips"], obj.generators["augment"])
+    views = sampled._replace(globals=[(v - PIXEL_MEAN) / PIXEL_STD for v in sampled.globals],
+                             locals=[(v - PIXEL_MEAN) / PIXEL_STD for v in sampled.locals])
     with torch.no_grad():
         t_logits = [obj.teacher["head"](obj.teacher["encoder"](v)) for v in views.globals]
         s_logits = [obj.head(obj.encoder(v)) for v in views.globals + views.locals]

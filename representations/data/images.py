@@ -37,6 +37,7 @@ class ImageData(LabelledRows):
     classes: list[str] = field(default_factory=list)
     name: str = "images"
     input_key: ClassVar[str] = "images"
+    pixels: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         if self.images.dim() != 4 or self.images.dtype != torch.uint8:

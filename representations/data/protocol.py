@@ -40,6 +40,9 @@ class LabelledRows:
     labels: torch.Tensor
     classes: list[str]
     input_key: ClassVar[str]  # the rows' tensor: what batches carry and what evaluation feeds the encoder
+    # uint8 pixels (images, video): methods train on normalise()d values and evaluation feeds the same;
+    # False for coordinates (skeletons), which every stage reads as they are
+    pixels: ClassVar[bool]
 
     @property
     def rows(self) -> torch.Tensor:

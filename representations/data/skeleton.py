@@ -30,6 +30,7 @@ class SkeletonData(LabelledRows):
     layout: str = "ntu"
     name: str = "skeletons"
     input_key: ClassVar[str] = "sequences"
+    pixels: ClassVar[bool] = False
 
     def __post_init__(self) -> None:
         if self.sequences.dim() != 5 or not self.sequences.is_floating_point():

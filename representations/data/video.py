@@ -48,6 +48,7 @@ class VideoData(LabelledRows):
     classes: list[str] = field(default_factory=list)
     name: str = "video"
     input_key: ClassVar[str] = "clips"
+    pixels: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         if self.clips.dim() != 5 or self.clips.dtype != torch.uint8:

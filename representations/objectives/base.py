@@ -51,12 +51,17 @@ INPUT_FILTERS = ("none", "high_pass")
 
 @torch.no_grad()
 def encoder_features(encoder: nn.Module, images: torch.Tensor, input_filter: str = "none",
-                     highpass: tuple[int, float] = (11, 5.0)) -> torch.Tensor:
-    """Features of un-augmented images (uint8, or floats in [0, 1]) in a method's input domain
-    (normalised, then high-passed for the high-pass fill).
+                     highpass: tuple[int, float] = (11, 5.0), pixels: bool = True) -> torch.Tensor:
+    """Features of un-augmented inputs in a method's input domain: pixels (uint8, or floats in
+    [0, 1]) are normalised, then high-passed for the high-pass fill; ``pixels=False`` inputs
+    (skeleton coordinates) go in as they are, as the skeleton methods train on them.
 
     Shared by the end-of-run evaluation and ``mcrl-pretrain-eval`` so both see the same inputs.
     """
+    if not pixels:
+        if input_filter != "none":
+            raise ValueError(f"input_filter={input_filter!r} filters pixels; these inputs are not pixels")
+        return pooled(encoder(images.float())).float()
     x = normalise(images.float() / 255.0 if images.dtype == torch.uint8 else images.float())
     if input_filter == "high_pass":
         x = high_pass(x, *highpass)

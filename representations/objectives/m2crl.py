@@ -6,7 +6,9 @@ picks each global view's tube mask (``attention_tube_mask``: visible tokens only
 attended ``top_fraction``, ``mask_ratio`` masked). Local views get random tube masks. Masked
 tubelets become the student's learned mask token and a linear decoder predicts their pixels
 (L1 over masked patches, ``masked_reconstruction_loss``). The DINO loss distils the teacher's
-global-view distributions into the student's outputs on every view. As in the official code the
+global-view distributions into the student's outputs on every view. Views are normalised before
+either network sees them (``prepare``), as the official transform normalises every view, so the
+reconstruction target is the normalised pixels too. As in the official code the
 student's distillation pass is unmasked (``distill_views="unmasked"``); ``"masked"`` reuses the
 masked passes instead (one student pass fewer). Loss = w_d * DINO + w_g * rec(global) + w_l * rec(local).
 
@@ -21,7 +23,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch import nn
 
-from ..data.video_views import MultiViewSampler
+from ..data.video_views import MultiViewSampler, Views
 from ..encoders.video_vit import VideoViT
 from ..losses import DINOLoss, masked_reconstruction_loss
 from ..masking import attention_tube_mask, random_tube_mask
@@ -142,7 +144,8 @@ class M2CRL(Objective):
     def forward(self, batch: Batch) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         clips = batch["clips"]
         rows, total = self.random_rows({**batch, "images": clips})  # the base helper reads the batch size there
-        views = self.views(clips, self.generators["augment"], rows, total)
+        sampled = self.views(clips, self.generators["augment"], rows, total)
+        views = Views([self.prepare(v) for v in sampled.globals], [self.prepare(v) for v in sampled.locals])
         w_distill, w_global, w_local = self.weights
         teacher_logits, attention = self.teacher_forward(views.globals)
         metrics: dict[str, torch.Tensor] = {}

@@ -19,7 +19,8 @@ from ..core import distributed as dist_utils
 from ..core.atomic import atomic_write_json
 from ..core.errors import UserError
 from ..core.trainer import Trainer
-from ..data import DataError, ImageData, SkeletonData
+from ..data import DataError, SkeletonData
+from ..data.protocol import LabelledRows
 from ..encoders import load_pretrained, save_encoder
 from ..evaluation import evaluate_features, extract_features
 from ..objectives import Objective, encoder_features
@@ -40,12 +41,12 @@ from .build import (
 )
 
 
-def model_inputs(data: ImageData | SkeletonData) -> torch.Tensor:
+def model_inputs(data: LabelledRows) -> torch.Tensor:
     """The tensor an encoder reads: ``images``, or the attribute a dataset names in ``input_key``."""
     return getattr(data, getattr(data, "input_key", "images"))
 
 
-def evaluate_encoder(encoder: nn.Module, train: ImageData | SkeletonData, test: ImageData | SkeletonData,
+def evaluate_encoder(encoder: nn.Module, train: LabelledRows, test: LabelledRows,
                      eval_cfg: dict[str, Any],
                      input_filter: str = "none", seed: int = 0,
                      device: torch.device | str = "cpu") -> dict[str, Any]:
@@ -57,7 +58,7 @@ def evaluate_encoder(encoder: nn.Module, train: ImageData | SkeletonData, test: 
     was_training = encoder.training
     encoder.eval()
     try:
-        fn = lambda x: encoder_features(encoder, x, input_filter)  # noqa: E731
+        fn = lambda x: encoder_features(encoder, x, input_filter, pixels=train.pixels)  # noqa: E731
         batch = int(eval_cfg.get("batch_size", 512))
         train_f = extract_features(fn, model_inputs(bank), batch, device)
         test_f = extract_features(fn, model_inputs(queries), batch, device)
@@ -145,8 +146,8 @@ def _pretrain(cfg: dict[str, Any], run_dir: Path, dist: dist_utils.DistContext) 
     summary.update(method=cfg["method"]["name"], data=cfg["data"]["name"], encoder=cfg["encoder"]["name"],
                    global_batch=tcfg.batch_size, world_size=dist.world_size, seed=seed)
     atomic_write_json(run_dir / "train_summary.json", summary, sort_keys=True)
-    # image methods train on normalise()d pixels: record it so RL / SB3 consumers can match it
-    stats = (PIXEL_MEAN, PIXEL_STD) if isinstance(train, ImageData) else None
+    # image and video methods train on normalise()d pixels: record it so RL / SB3 consumers can match it
+    stats = (PIXEL_MEAN, PIXEL_STD) if train.pixels else None
     save_encoder(objective.export_encoder, run_dir / "encoder.pt", input_normalisation=stats)
     if not eval_cfg.get("enabled", True):
         return summary

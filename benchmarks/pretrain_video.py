@@ -220,6 +220,36 @@ def two_stage(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+def long_run(args: argparse.Namespace) -> dict[str, Any]:
+    """One default (official-settings) run of ``args.long_run`` steps, seed 0: teacher and student probes,
+    and how the loss terms end (is the longer budget what the short runs lack?)."""
+    import torch
+
+    torch.set_num_threads(1)
+    from representations.pretrain.run import pretrain
+
+    steps = args.long_run
+    run = Path(args.runs_dir) / f"m2crl_{steps}_steps_s0"
+    cfg = compose([*(o for o in common_overrides(args) if not o.startswith("steps=")), f"steps={steps}", "seed=0"])
+    finished = (run / "eval.json").is_file()
+    teacher = json.loads((run / "eval.json").read_text()) if finished else pretrain(cfg, str(run))
+    student = student_scores(cfg, str(run), 0)
+    csv = ROOT / "benchmarks" / "results" / "pretrain_video_diagnostics_runs" / f"m2crl_{steps}_steps_s0.csv"
+    shutil.copyfile(run / "train.csv", csv)
+
+    def probes(scores: dict[str, float]) -> dict[str, float]:
+        return {k: round(scores[k], 2) for k in ("knn_top1", "linear_top1")}
+
+    return {"what": f"one M2CRL run with the default (official) settings at {steps} steps x {args.batch_size} clips "
+                    f"({steps * args.batch_size / 410:.0f} epochs of the bundled set; official 101), seed 0; probes "
+                    "of the saved teacher and of the student",
+            "command": f"OMP_NUM_THREADS=1 python benchmarks/pretrain_video.py --long-run {steps}",
+            "teacher": probes(teacher), "student": probes(student),
+            "loss_first_last": [round(v, 3) for v in (train_losses(run)[0], train_losses(run)[-1])],
+            "dino_last": round(read_csv_column(run / "train.csv", "dino")[-1], 3),
+            "train_csv": str(csv.relative_to(ROOT))}
+
+
 def run_one(job: tuple[str, list[str], int, str, int]) -> dict[str, Any]:
     """One pretraining run in a worker process (1 torch thread)."""
     import torch
@@ -391,6 +421,8 @@ def main() -> None:
                         help="only measure the untrained [CLS] similarity and the centred teacher's entropy")
     parser.add_argument("--two-stage", action="store_true",
                         help="only run reconstruction-only pretraining, then m2crl from its student")
+    parser.add_argument("--long-run", type=int, default=None, metavar="STEPS",
+                        help="only run the default settings for STEPS steps (seed 0) and probe teacher and student")
     parser.add_argument("--probe-run", default=None, metavar="RUN_DIR",
                         help="only print the teacher (eval.json) and student probes of a finished mcrl-pretrain run")
     args = parser.parse_args()
@@ -406,6 +438,11 @@ def main() -> None:
         if earlier.get("stages") == result["stages"]:  # seeds run one call at a time add up
             result["seeds"] = {**earlier["seeds"], **result["seeds"]}
         atomic_write_json(out, result)
+        return
+    if args.long_run:
+        result = long_run(args)
+        print(json.dumps(result, indent=2))
+        atomic_write_json(ROOT / "benchmarks" / "results" / f"pretrain_video_{args.long_run}_steps.json", result)
         return
     if args.probe_run:
         import yaml

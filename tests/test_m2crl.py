@@ -164,18 +164,26 @@ def test_cli_bad_video_list_is_one_line(tmp_path):
     assert bad.returncode == 2 and len(lines) == 1 and "clip list not found" in lines[0], bad.stderr
 
 
+# The CPU schedule of benchmarks/pretrain_video.py: 8x the official lr per 256 clips (5e-4 effective at 32)
+# and a teacher EMA from 0.99. At the official lr scaled to 32 clips (6.25e-5) a short run does not even
+# teach the decoder the mean pixel (its L1 stays above the constant prediction's).
+CPU_SCHEDULE = ["lr=4e-3", "method.momentum=0.99"]
+
+
 @pytest.fixture(scope="module")
 def short_run(tmp_path_factory):
-    """60 steps of the default CPU config on the bundled set, and an untrained encoder under the same probe."""
+    """150 steps of the CPU config and schedule on the bundled set; an untrained encoder under the same probe;
+    the L1 error of the best constant prediction (the median) of the normalised global and local views."""
     from hydra import compose, initialize_config_module
     from omegaconf import OmegaConf
 
-    from representations.pretrain.build import build_model_encoder, load_data
+    from representations.objectives import normalise
+    from representations.pretrain.build import build_augment, build_model_encoder, load_data
     from representations.pretrain.run import evaluate_encoder, pretrain
 
     run_dir = tmp_path_factory.mktemp("m2crl") / "run"
-    overrides = ["method=m2crl", "data=video", "encoder=video_vit", "steps=60", "batch_size=32", "log_every=10",
-                 "threads=1", "progress=false", "checkpoint_every=0"]
+    overrides = ["method=m2crl", "data=video", "encoder=video_vit", "steps=150", "batch_size=32", "log_every=10",
+                 "threads=1", "progress=false", "checkpoint_every=0", *CPU_SCHEDULE]
     with initialize_config_module(config_module="configs", version_base="1.3"):
         cfg = OmegaConf.to_container(compose(config_name="pretrain", overrides=overrides), resolve=True)
     result = pretrain(cfg, run_dir)
@@ -184,24 +192,30 @@ def short_run(tmp_path_factory):
     train, test = load_data(cfg["data"], 0)
     torch.manual_seed(0)
     untrained = build_model_encoder(cfg["encoder"], cfg["method"], 3, 32)
-    return result, log, evaluate_encoder(untrained, train, test, cfg["eval"], "none", 0)
+    views = build_augment(cfg["data"], 32)(train.clips[:256], torch.Generator().manual_seed(0))
+    constant = {}
+    for key, group in (("rec_global", views.globals), ("rec_local", views.locals)):
+        values = normalise(torch.cat([v.flatten() for v in group]))
+        constant[key] = float((values - values.median()).abs().mean())
+    return result, log, evaluate_encoder(untrained, train, test, cfg["eval"], "none", 0), constant
 
 
 @pytest.mark.slow
-def test_short_run_reconstruction_loss_falls(short_run):
-    _, log, _ = short_run
-    for key in ("rec_global", "rec_local"):
-        assert log[-1][key] < 0.8 * log[0][key], key
-
-
-@pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="the untrained VideoViT maps every bundled clip to nearly one [CLS] (pairwise "
-                   "cosine 0.9985), so after centring the teacher is uniform: the DINO term sits at log(out_dim), the "
-                   "total loss rises, and the saved teacher stays near its initial weights; a reconstruction-only "
-                   "first stage (init=) makes the [CLS] more alike still (pretrain_video.py --two-stage); see README")
-def test_short_run_probe_beats_untrained(short_run):
-    result, log, untrained = short_run
+def test_short_run_loss_falls_and_reconstruction_beats_a_constant(short_run):
+    """The total loss falls, and the masked-pixel L1 ends below the best constant prediction's: the decoder
+    predicts pixel content, not just the mean."""
+    _, log, _, constant = short_run
     assert log[-1]["loss"] < log[0]["loss"]
+    for key in ("rec_global", "rec_local"):
+        assert log[-1][key] < constant[key], (key, log[-1][key], constant[key])
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="on the bundled clips the centred DINO teacher turns uniform within ~80 steps "
+                   "(the DINO term reaches log(out_dim) and stays): reconstruction learns, but the [CLS] probes of the "
+                   "EMA teacher stay at the untrained level (benchmarks/results/pretrain_video.md); see README")
+def test_short_run_probe_beats_untrained(short_run):
+    result, _, untrained, _ = short_run
     assert result["knn_top1"] > untrained["knn_top1"] and result["linear_top1"] > untrained["linear_top1"]
 
 

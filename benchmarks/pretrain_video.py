@@ -163,13 +163,17 @@ def teacher_diagnostics(cfg: dict[str, Any], encoder, train) -> dict[str, float]
 
 
 def init_diagnostics(args: argparse.Namespace) -> dict[str, Any]:
-    """Why DINO cannot start here: ``teacher_diagnostics`` of the untrained encoder, per head norm."""
+    """Why DINO struggles here: ``teacher_diagnostics`` of the untrained encoder, per head norm, and how
+    alike the raw pixels of 64 different clips are (mean pairwise cosine)."""
     import torch
+    import torch.nn.functional as F
 
     torch.set_num_threads(1)
     from representations.pretrain.build import build_model_encoder, load_data
 
-    out: dict[str, Any] = {}
+    cfg = compose(common_overrides(args))
+    pixels = F.normalize(load_data(cfg["data"], 0)[0].clips[:64].flatten(1).float(), dim=-1)
+    out: dict[str, Any] = {"raw_pixels_pairwise_cosine": round(float((pixels @ pixels.t()).mean()), 4)}
     for norm in (None, "bn"):
         cfg = compose([*common_overrides(args), f"method.head_norm={'null' if norm is None else norm}"])
         train, _ = load_data(cfg["data"], 0)

@@ -163,17 +163,24 @@ def teacher_diagnostics(cfg: dict[str, Any], encoder, train) -> dict[str, float]
 
 
 def init_diagnostics(args: argparse.Namespace) -> dict[str, Any]:
-    """Why DINO struggles here: ``teacher_diagnostics`` of the untrained encoder, per head norm, and how
-    alike the raw pixels of 64 different clips are (mean pairwise cosine)."""
+    """Why DINO struggles here: ``teacher_diagnostics`` of the untrained encoder, per head norm; how alike
+    the raw pixels of 64 different clips are (mean pairwise cosine); and the masked-pixel L1 a decoder
+    gets by predicting one constant (the median of the normalised views), the floor reconstruction must beat."""
     import torch
     import torch.nn.functional as F
 
     torch.set_num_threads(1)
-    from representations.pretrain.build import build_model_encoder, load_data
+    from representations.objectives import normalise
+    from representations.pretrain.build import build_augment, build_model_encoder, load_data
 
     cfg = compose(common_overrides(args))
-    pixels = F.normalize(load_data(cfg["data"], 0)[0].clips[:64].flatten(1).float(), dim=-1)
+    clips = load_data(cfg["data"], 0)[0].clips
+    pixels = F.normalize(clips[:64].flatten(1).float(), dim=-1)
     out: dict[str, Any] = {"raw_pixels_pairwise_cosine": round(float((pixels @ pixels.t()).mean()), 4)}
+    views = build_augment(cfg["data"], clips.shape[-1])(clips[:256], torch.Generator().manual_seed(0))
+    for key, group in (("global", views.globals), ("local", views.locals)):
+        values = normalise(torch.cat([v.flatten() for v in group]))
+        out[f"constant_prediction_l1_{key}"] = round(float((values - values.median()).abs().mean()), 3)
     for norm in (None, "bn"):
         cfg = compose([*common_overrides(args), f"method.head_norm={'null' if norm is None else norm}"])
         train, _ = load_data(cfg["data"], 0)

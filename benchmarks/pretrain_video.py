@@ -12,6 +12,11 @@ run's train.csv under ``benchmarks/results/pretrain_video_runs/``.
 
     OMP_NUM_THREADS=1 python benchmarks/pretrain_video.py                    # committed CPU run
     OMP_NUM_THREADS=1 python benchmarks/pretrain_video.py --steps 5 --seeds 0 --quick   # smoke run
+
+Diagnostics, each writing its own result file: ``--init-diagnostics`` (untrained [CLS] similarity,
+centred teacher entropy, pixel similarity, the constant-prediction L1 floor), ``--long-run STEPS``,
+``--two-stage``, ``--only`` with the exploratory variants (e.g. the CPU schedule), and
+``--fashion-sanity`` (moving Fashion-MNIST clips: is it the code or the data?).
 """
 
 from __future__ import annotations

@@ -517,7 +517,12 @@ def main() -> None:
     n_train = 410
     if args.fashion_sanity:
         n_train, n_test = args.fashion_clips
-        train_csv, test_csv = make_fashion_clips(Path(args.runs_dir) / "fashion_video", n_train, n_test)
+        from representations.data import DataError
+
+        try:
+            train_csv, test_csv = make_fashion_clips(Path(args.runs_dir) / "fashion_video", n_train, n_test)
+        except DataError as err:  # Fashion-MNIST not installed: one sentence, exit 2
+            parser.error(str(err))
         args.data_overrides = ["data.source=video_list", f"data.path={train_csv}", f"data.test_path={test_csv}"]
         data_desc = FASHION_VIDEO.format(n_train=n_train, n_test=n_test)
         args.runs_dir = f"{args.runs_dir}/fashion"

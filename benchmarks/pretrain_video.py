@@ -205,6 +205,22 @@ def teacher_diagnostics(cfg: dict[str, Any], encoder, train) -> dict[str, float]
             "uniform_entropy": round(math.log(logits.shape[-1]), 3)}
 
 
+def constant_prediction_l1(data_cfg: dict[str, Any], clips) -> dict[str, float]:
+    """Masked-pixel L1 of the best constant prediction (the median) of the normalised global and local
+    views of ``clips``: the floor a reconstruction decoder has to beat to predict more than the mean."""
+    import torch
+
+    from representations.objectives import normalise
+    from representations.pretrain.build import build_augment
+
+    views = build_augment(data_cfg, clips.shape[-1])(clips, torch.Generator().manual_seed(0))
+    out = {}
+    for key, group in (("global", views.globals), ("local", views.locals)):
+        values = normalise(torch.cat([v.flatten() for v in group]))
+        out[key] = round(float((values - values.median()).abs().mean()), 3)
+    return out
+
+
 def init_diagnostics(args: argparse.Namespace) -> dict[str, Any]:
     """Why DINO struggles here: ``teacher_diagnostics`` of the untrained encoder, per head norm; how alike
     the raw pixels of 64 different clips are (mean pairwise cosine); and the masked-pixel L1 a decoder
@@ -213,20 +229,16 @@ def init_diagnostics(args: argparse.Namespace) -> dict[str, Any]:
     import torch.nn.functional as F
 
     torch.set_num_threads(1)
-    from representations.objectives import normalise
-    from representations.pretrain.build import build_augment, build_model_encoder, load_data
+    from representations.pretrain.build import build_model_encoder, load_data
 
     cfg = compose(common_overrides(args))
-    clips = load_data(cfg["data"], 0)[0].clips
-    pixels = F.normalize(clips[:64].flatten(1).float(), dim=-1)
+    train, _ = load_data(cfg["data"], 0)
+    pixels = F.normalize(train.clips[:64].flatten(1).float(), dim=-1)
     out: dict[str, Any] = {"raw_pixels_pairwise_cosine": round(float((pixels @ pixels.t()).mean()), 4)}
-    views = build_augment(cfg["data"], clips.shape[-1])(clips[:256], torch.Generator().manual_seed(0))
-    for key, group in (("global", views.globals), ("local", views.locals)):
-        values = normalise(torch.cat([v.flatten() for v in group]))
-        out[f"constant_prediction_l1_{key}"] = round(float((values - values.median()).abs().mean()), 3)
+    for key, value in constant_prediction_l1(cfg["data"], train.clips[:256]).items():
+        out[f"constant_prediction_l1_{key}"] = value
     for norm in (None, "bn"):
         cfg = compose([*common_overrides(args), f"method.head_norm={'null' if norm is None else norm}"])
-        train, _ = load_data(cfg["data"], 0)
         torch.manual_seed(0)
         encoder = build_model_encoder(cfg["encoder"], cfg["method"], 3, train.image_size)
         out[f"head_norm={norm}"] = teacher_diagnostics(cfg, encoder, train)
@@ -290,6 +302,7 @@ def long_run(args: argparse.Namespace) -> dict[str, Any]:
     student = student_scores(cfg, str(run), 0)
     csv = ROOT / "benchmarks" / "results" / "pretrain_video_diagnostics_runs" / f"m2crl_{steps}_steps_s0.csv"
     shutil.copyfile(run / "train.csv", csv)
+    losses = train_losses(run)
 
     def probes(scores: dict[str, float]) -> dict[str, float]:
         return {k: round(scores[k], 2) for k in ("knn_top1", "linear_top1")}
@@ -299,7 +312,7 @@ def long_run(args: argparse.Namespace) -> dict[str, Any]:
                     "of the saved teacher and of the student",
             "command": f"OMP_NUM_THREADS=1 python benchmarks/pretrain_video.py --long-run {steps}",
             "teacher": probes(teacher), "student": probes(student),
-            "loss_first_last": [round(v, 3) for v in (train_losses(run)[0], train_losses(run)[-1])],
+            "loss_first_last": [round(v, 3) for v in (losses[0], losses[-1])],
             "dino_last": round(read_csv_column(run / "train.csv", "dino")[-1], 3),
             "train_csv": str(csv.relative_to(ROOT))}
 

@@ -177,8 +177,8 @@ def short_run(tmp_path_factory):
     from hydra import compose, initialize_config_module
     from omegaconf import OmegaConf
 
-    from representations.objectives import normalise
-    from representations.pretrain.build import build_augment, build_model_encoder, load_data
+    from benchmarks.pretrain_video import constant_prediction_l1
+    from representations.pretrain.build import build_model_encoder, load_data
     from representations.pretrain.run import evaluate_encoder, pretrain
 
     run_dir = tmp_path_factory.mktemp("m2crl") / "run"
@@ -192,11 +192,7 @@ def short_run(tmp_path_factory):
     train, test = load_data(cfg["data"], 0)
     torch.manual_seed(0)
     untrained = build_model_encoder(cfg["encoder"], cfg["method"], 3, 32)
-    views = build_augment(cfg["data"], 32)(train.clips[:256], torch.Generator().manual_seed(0))
-    constant = {}
-    for key, group in (("rec_global", views.globals), ("rec_local", views.locals)):
-        values = normalise(torch.cat([v.flatten() for v in group]))
-        constant[key] = float((values - values.median()).abs().mean())
+    constant = {f"rec_{k}": v for k, v in constant_prediction_l1(cfg["data"], train.clips[:256]).items()}
     return result, log, evaluate_encoder(untrained, train, test, cfg["eval"], "none", 0), constant
 
 

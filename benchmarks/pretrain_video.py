@@ -1,7 +1,7 @@
 """M2CRL on the bundled DeepMimic video clips: probes vs untrained VideoViT and raw pixels, ablations, cost.
 
-Data: the 15 DeepMimic motion-capture clips of pybullet rendered to 32 px video (410 train / 142 test
-8-frame clips, split by time inside each motion; ``representations/data/deepmimic_video``). Not
+Data: the 15 DeepMimic motion-capture clips of pybullet rendered to 32 px video from 4 cameras (820 train /
+284 test 8-frame clips, split by time inside each motion; ``representations/data/deepmimic_video``). Not
 endoscopy. Variants (same budget, 3 seeds): full M2CRL, the global views' attention-guided mask
 replaced by a random tube mask, and no reconstruction (DINO only). Evaluation of frozen clip
 features: kNN (k=20, cosine) and a linear probe; ``--finetune-epochs`` adds a short end-to-end
@@ -73,6 +73,14 @@ def compose(overrides: list[str]) -> dict[str, Any]:
 def common_overrides(args: argparse.Namespace) -> list[str]:
     return [f"steps={args.steps}", f"batch_size={args.batch_size}", "threads=1", "progress=false",
             "log_every=10", "checkpoint_every=0", "keep_checkpoints=1", *getattr(args, "data_overrides", [])]
+
+
+def bundled_counts() -> tuple[int, int]:
+    """(train, test) clip counts of the bundled DeepMimic video set."""
+    from representations.data.video import bundled_set_dir, parse_clip_list
+
+    folder = bundled_set_dir()
+    return len(parse_clip_list(folder / "train.csv")), len(parse_clip_list(folder / "test.csv"))
 
 
 FASHION_VIDEO = ("moving Fashion-MNIST clips (sanity check, not video data): {n_train} train / {n_test} test 28 px "
@@ -309,7 +317,7 @@ def long_run(args: argparse.Namespace) -> dict[str, Any]:
         return {k: round(scores[k], 2) for k in ("knn_top1", "linear_top1")}
 
     return {"what": f"one M2CRL run with the default (official) settings at {steps} steps x {args.batch_size} clips "
-                    f"({steps * args.batch_size / 410:.0f} epochs of the bundled set; official 101), seed 0; probes "
+                    f"({steps * args.batch_size / bundled_counts()[0]:.0f} epochs of the bundled set; official 101), seed 0; probes "
                     "of the saved teacher and of the student",
             "command": f"OMP_NUM_THREADS=1 python benchmarks/pretrain_video.py --long-run {steps}",
             "teacher": probes(teacher), "student": probes(student),
@@ -526,9 +534,9 @@ def main() -> None:
                           "teacher": {k: round(teacher[k], 2) for k in ("knn_top1", "linear_top1")},
                           "student": {k: round(student[k], 2) for k in ("knn_top1", "linear_top1")}}))
         return
-    data_desc = ("DeepMimic mocap (pybullet) rendered to 32 px video, 15 actions, 410 train / 142 test clips "
-                 "split by time (not endoscopy)")
-    n_train = 410
+    n_train, n_test = bundled_counts()
+    data_desc = (f"DeepMimic mocap (pybullet) rendered to 32 px video from 4 cameras, 15 actions, {n_train} train / "
+                 f"{n_test} test clips split by time (not endoscopy)")
     if args.fashion_sanity:
         n_train, n_test = args.fashion_clips
         from representations.data import DataError

@@ -3,8 +3,10 @@
 One-off conversion (pybullet is NOT a runtime dependency): for every motion in
 ``pybullet_data/data/motions/humanoid3d_*.txt`` the mocap poses are resampled at ``--fps`` (slerp of
 the joint quaternions between key frames), put on ``humanoid/humanoid.urdf`` in ``p.DIRECT`` mode and
-rendered with pybullet's CPU TinyRenderer from ``--cameras`` azimuths (camera follows the root), at
-``--render`` px, then shrunk to ``--size`` px. Each (motion, camera) is one source, split by time:
+rendered with pybullet's CPU TinyRenderer from ``--cameras`` azimuths, at ``--render`` px, then shrunk to
+``--size`` px. The camera aims at the pelvis from ``--distance`` m, so the whole body stays in frame in
+every motion (standing, crawling, flipping); the body is one dark colour over a plain grey floor, so the
+pixels that change are the body's, not a floor texture sliding under a moving camera. Each (motion, camera) is one source, split by time:
 windows of ``--window`` frames from the first ``--train-fraction`` of the motion go to train, from
 the rest to test, never crossing the cut. Writes an Endo-FM style layout: ``clips/*.mp4``,
 ``train.csv`` / ``test.csv`` (``path,label``) and ``classes.txt``.
@@ -32,6 +34,9 @@ MOTIONS = ["backflip", "cartwheel", "crawl", "dance_a", "dance_b", "getup_facedo
 JOINTS = [("chest", 1, 4), ("neck", 2, 4), ("right_hip", 9, 4), ("right_knee", 10, 1), ("right_ankle", 11, 4),
           ("right_shoulder", 3, 4), ("right_elbow", 4, 1), ("left_hip", 12, 4), ("left_knee", 13, 1),
           ("left_ankle", 14, 4), ("left_shoulder", 6, 4), ("left_elbow", 7, 1)]
+
+FLOOR_RGBA = [0.55, 0.6, 0.65, 1.0]  # plain grey-blue, no checker texture
+BODY_RGBA = [0.75, 0.25, 0.1, 1.0]   # one dark red-brown for every link
 
 
 def _slerp(a: np.ndarray, b: np.ndarray, t: float) -> np.ndarray:
@@ -71,7 +76,8 @@ def _xyzw(q: np.ndarray) -> list[float]:
     return [float(q[1]), float(q[2]), float(q[3]), float(q[0])]
 
 
-def render_motion(p, humanoid: int, poses: list[np.ndarray], azimuth: float, size: int) -> np.ndarray:
+def render_motion(p, humanoid: int, poses: list[np.ndarray], azimuth: float, distance: float,
+                  size: int) -> np.ndarray:
     """(T, size, size, 3) uint8 frames of one motion seen from one azimuth (Y-up world)."""
     frames = []
     for pose in poses:
@@ -83,8 +89,8 @@ def render_motion(p, humanoid: int, poses: list[np.ndarray], azimuth: float, siz
             else:
                 p.resetJointState(humanoid, joint, float(pose[pos]))
             pos += dof
-        target = [float(pose[0]), 0.7, float(pose[2])]
-        view = p.computeViewMatrixFromYawPitchRoll(target, 1.7, azimuth, -10.0, 0.0, upAxisIndex=1)
+        target = [float(pose[0]), float(pose[1]), float(pose[2])]  # the pelvis
+        view = p.computeViewMatrixFromYawPitchRoll(target, distance, azimuth, -15.0, 0.0, upAxisIndex=1)
         proj = p.computeProjectionMatrixFOV(45.0, 1.0, 0.1, 20.0)
         _, _, rgba, _, _ = p.getCameraImage(size, size, view, proj, renderer=p.ER_TINY_RENDERER)
         frames.append(np.asarray(rgba, dtype=np.uint8).reshape(size, size, 4)[..., :3])
@@ -102,7 +108,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path("representations/data/deepmimic_video"))
     parser.add_argument("--fps", type=float, default=30.0)
-    parser.add_argument("--cameras", type=float, nargs="+", default=[45.0, 135.0])
+    parser.add_argument("--cameras", type=float, nargs="+", default=[45.0, 135.0, 225.0, 315.0])
+    parser.add_argument("--distance", type=float, default=2.4, help="camera to pelvis, m (body ~1.7 m tall)")
     parser.add_argument("--render", type=int, default=96)
     parser.add_argument("--size", type=int, default=32)
     parser.add_argument("--window", type=int, default=8)
@@ -116,8 +123,10 @@ def main() -> None:
     data = Path(pybullet_data.getDataPath())
     p.connect(p.DIRECT)
     plane = p.loadURDF(str(data / "plane.urdf"), [0, 0, 0], p.getQuaternionFromEuler([-math.pi / 2, 0, 0]))
-    del plane
+    p.changeVisualShape(plane, -1, rgbaColor=FLOOR_RGBA, textureUniqueId=-1)
     humanoid = p.loadURDF(str(data / "humanoid/humanoid.urdf"), [0, 0.9, 0], globalScaling=0.25)
+    for link in range(-1, p.getNumJoints(humanoid)):
+        p.changeVisualShape(humanoid, link, rgbaColor=BODY_RGBA)
     if args.out.exists():
         shutil.rmtree(args.out)
     (args.out / "clips").mkdir(parents=True)
@@ -128,7 +137,7 @@ def main() -> None:
         poses = resample(motion["Frames"], args.fps)
         cut = int(round(args.train_fraction * len(poses)))
         for cam, azimuth in enumerate(args.cameras):
-            video = render_motion(p, humanoid, poses, azimuth, args.render)
+            video = render_motion(p, humanoid, poses, azimuth, args.distance, args.render)
             small = resize_clip(video, args.size).permute(1, 2, 3, 0).numpy()  # (T, size, size, 3)
             for split, (lo, hi) in (("train", (0, cut)), ("test", (cut, len(poses)))):
                 for a, b in windows(lo, hi, args.window, args.stride):

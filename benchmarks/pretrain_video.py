@@ -316,9 +316,10 @@ def long_run(args: argparse.Namespace) -> dict[str, Any]:
     def probes(scores: dict[str, float]) -> dict[str, float]:
         return {k: round(scores[k], 2) for k in ("knn_top1", "linear_top1")}
 
+    epochs = steps * args.batch_size / bundled_counts()[0]
     return {"what": f"one M2CRL run with the default (official) settings at {steps} steps x {args.batch_size} clips "
-                    f"({steps * args.batch_size / bundled_counts()[0]:.0f} epochs of the bundled set; official 101), seed 0; probes "
-                    "of the saved teacher and of the student",
+                    f"({epochs:.0f} epochs of the bundled set; official 101), seed 0; probes of the saved teacher "
+                    "and of the student",
             "command": f"OMP_NUM_THREADS=1 python benchmarks/pretrain_video.py --long-run {steps}",
             "teacher": probes(teacher), "student": probes(student),
             "loss_first_last": [round(v, 3) for v in (losses[0], losses[-1])],

@@ -15,6 +15,7 @@ import numpy as np
 from gymnasium import spaces
 
 from envs.frames import FrameStack
+from envs.seeding import ConstructionSeed
 from envs.validate import MIN_IMAGE_SIZE, check_env_args
 from representations.core.errors import UserError
 
@@ -121,7 +122,7 @@ class DMCEnv(gym.Env[np.ndarray, np.ndarray]):
         if not -1 <= self.camera_id < num_cameras:
             # checked here so that the first render only fails for renderer set-up reasons
             raise UserError(f"camera_id={camera_id} is out of range for {self.name}: -1..{num_cameras - 1}")
-        self._pending_seed = seed
+        self._construction_seed = ConstructionSeed(seed)
         self._env_steps = 0
         self._episode_over = True
         self._renderer_started = False
@@ -183,9 +184,7 @@ class DMCEnv(gym.Env[np.ndarray, np.ndarray]):
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:
         """Start an episode; a seed (here or given to ``make_dmc``) reseeds the task's random state."""
-        if seed is None and self._pending_seed is not None:
-            seed = self._pending_seed
-        self._pending_seed = None
+        seed = self._construction_seed.take(seed)
         super().reset(seed=seed)
         if seed is not None:
             self._dm_env.task.random.seed(int(seed) % 2**32)

@@ -16,6 +16,7 @@ import numpy as np
 from gymnasium import spaces
 
 from envs.frames import FrameStack
+from envs.seeding import ConstructionSeed
 from envs.validate import MIN_IMAGE_SIZE, check_env_args
 
 _BACKGROUND = np.array([24, 24, 24], dtype=np.uint8)
@@ -80,7 +81,7 @@ class SyntheticReach(gym.Env[np.ndarray, np.ndarray]):
         centres = (np.arange(self.image_size, dtype=np.float32) + 0.5) * (2.0 / self.image_size) - 1.0
         self._xs = centres
         self._ys = centres[::-1].copy()
-        self._pending_seed = seed
+        self._construction_seed = ConstructionSeed(seed)
         self._agent = np.zeros(2)
         self._target = np.zeros(2)
         self._env_steps = 0
@@ -121,9 +122,7 @@ class SyntheticReach(gym.Env[np.ndarray, np.ndarray]):
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[np.ndarray, dict[str, Any]]:
         """New random agent and target positions; a seed here or at construction fixes them."""
-        if seed is None and self._pending_seed is not None:
-            seed = self._pending_seed
-        self._pending_seed = None
+        seed = self._construction_seed.take(seed)
         super().reset(seed=seed)
         self._agent = self.np_random.uniform(-self.SPAWN, self.SPAWN, size=2)
         self._target = self.np_random.uniform(-self.SPAWN, self.SPAWN, size=2)

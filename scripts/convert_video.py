@@ -6,10 +6,11 @@ the joint quaternions between key frames), put on ``humanoid/humanoid.urdf`` in 
 rendered with pybullet's CPU TinyRenderer from ``--cameras`` azimuths, at ``--render`` px, then shrunk to
 ``--size`` px. The camera aims at the pelvis from ``--distance`` m, so the whole body stays in frame in
 every motion (standing, crawling, flipping); the body is one dark colour over a plain grey floor, so the
-pixels that change are the body's, not a floor texture sliding under a moving camera. Each (motion, camera) is one source, split by time:
-windows of ``--window`` frames from the first ``--train-fraction`` of the motion go to train, from
-the rest to test, never crossing the cut. Writes an Endo-FM style layout: ``clips/*.mp4``,
-``train.csv`` / ``test.csv`` (``path,label``) and ``classes.txt``.
+pixels that change are the body's, not a floor texture sliding under a moving camera. Each (motion,
+camera) is one source, split by time: windows of ``--window`` frames from the first
+``--train-fraction`` of the motion go to train, from the rest to test, never crossing the cut. Writes
+an Endo-FM style layout: ``clips/*.mp4``, ``train.csv`` / ``test.csv`` (``path,label``) and
+``classes.txt``.
 
     python scripts/convert_video.py --out representations/data/deepmimic_video
 """

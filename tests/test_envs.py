@@ -223,6 +223,21 @@ def test_same_seed_same_first_observation() -> None:
     assert np.array_equal(first, states.reset(seed=5)[0])
 
 
+def test_construction_seed_applies_to_the_first_unseeded_reset_only() -> None:
+    def dmc(seed):
+        return _dmc(from_pixels=False, seed=seed)
+
+    def synthetic(seed):
+        return envs.SyntheticReach(from_pixels=False, seed=seed)
+
+    for make in (dmc, synthetic):
+        built, reseeded = make(7), make(None)
+        first = built.reset()[0]
+        assert np.array_equal(first, reseeded.reset(seed=7)[0])  # the construction seed, taken at reset
+        assert not np.array_equal(first, built.reset()[0])  # ... once: the next reset continues the stream
+        assert np.array_equal(make(7).reset(seed=3)[0], reseeded.reset(seed=3)[0])  # an explicit seed wins
+
+
 def test_seeded_trajectories_match() -> None:
     def rollout() -> list[np.ndarray]:
         env = _dmc("walker-walk", from_pixels=False, seed=2)

@@ -285,13 +285,13 @@ def two_stage(args: argparse.Namespace) -> dict[str, Any]:
         def probes(scores: dict[str, float]) -> dict[str, float]:
             return {k: round(scores[k], 2) for k in ("knn_top1", "linear_top1")}
 
-        out["seeds"][seed] = {
+        out["seeds"][str(seed)] = {  # str: the keys a merged earlier file has
             "untrained": untrained, "stage2_start": start2,
             "stage1_teacher": probes(stage1),
             "stage1_student": probes(evaluate_encoder(student1, train, test, cfg1["eval"], "none", seed)),
             "stage2_teacher": probes(stage2), "stage2_student": probes(student_scores(cfg2, str(run / "stage2"), seed)),
             "stage2_loss_first_last": [round(losses[0], 3), round(losses[-1], 3)]}
-        print(json.dumps(out["seeds"][seed]), flush=True)
+        print(json.dumps(out["seeds"][str(seed)]), flush=True)
     return out
 
 

@@ -272,3 +272,13 @@ def test_linear_probe_beats_untrained_on_moving_fashion_mnist(tmp_path):
                                  cfg["eval"], "none", 0)
     assert losses[-1] < losses[0]
     assert result["linear_top1"] > untrained["linear_top1"] + 5, (result, untrained)
+
+
+def test_results_figure_draws_from_the_committed_files(tmp_path):
+    """The README's M2CRL figure is redrawn from committed result files only (every run it plots has its
+    train.csv beside the results)."""
+    from benchmarks.pretrain_video import figure
+
+    out = tmp_path / "m2crl.png"
+    figure(out)
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

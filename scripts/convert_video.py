@@ -128,8 +128,7 @@ def main() -> None:
     humanoid = p.loadURDF(str(data / "humanoid/humanoid.urdf"), [0, 0.9, 0], globalScaling=0.25)
     for link in range(-1, p.getNumJoints(humanoid)):
         p.changeVisualShape(humanoid, link, rgbaColor=BODY_RGBA)
-    if args.out.exists():
-        shutil.rmtree(args.out)
+    shutil.rmtree(args.out / "clips", ignore_errors=True)  # the lists and classes.txt are rewritten; README.md stays
     (args.out / "clips").mkdir(parents=True)
     rows: dict[str, list[str]] = {"train": [], "test": []}
     stats = []

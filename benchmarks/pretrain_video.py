@@ -162,6 +162,11 @@ def finetune(encoder, train, test, epochs: int, seed: int, lr: float = 3e-4, bat
     return float((pred == test.labels).float().mean() * 100)
 
 
+def probes(scores: dict[str, Any]) -> dict[str, float]:
+    """The kNN and linear-probe top-1 % of an evaluation, rounded for a result file."""
+    return {k: round(scores[k], 2) for k in ("knn_top1", "linear_top1")}
+
+
 def train_losses(run_dir: str | Path) -> list[float]:
     """The total loss column of a run's train.csv."""
     return read_csv_column(Path(run_dir) / "train.csv", "loss")
@@ -282,10 +287,6 @@ def two_stage(args: argparse.Namespace) -> dict[str, Any]:
         start2 = teacher_diagnostics(cfg2, student1, train)
         stage2 = pretrain(cfg2, str(run / "stage2"))
         losses = train_losses(run / "stage2")
-
-        def probes(scores: dict[str, float]) -> dict[str, float]:
-            return {k: round(scores[k], 2) for k in ("knn_top1", "linear_top1")}
-
         out["seeds"][str(seed)] = {  # str: the keys a merged earlier file has
             "untrained": untrained, "stage2_start": start2,
             "stage1_teacher": probes(stage1),
@@ -313,9 +314,6 @@ def long_run(args: argparse.Namespace) -> dict[str, Any]:
     csv = ROOT / "benchmarks" / "results" / "pretrain_video_diagnostics_runs" / f"m2crl_{steps}_steps_s0.csv"
     shutil.copyfile(run / "train.csv", csv)
     losses = train_losses(run)
-
-    def probes(scores: dict[str, float]) -> dict[str, float]:
-        return {k: round(scores[k], 2) for k in ("knn_top1", "linear_top1")}
 
     epochs = steps * args.batch_size / bundled_counts()[0]
     return {"what": f"one M2CRL run with the default (official) settings at {steps} steps x {args.batch_size} clips "
@@ -597,8 +595,7 @@ def main() -> None:
         teacher = json.loads((Path(args.probe_run) / "eval.json").read_text())
         student = student_scores(cfg, args.probe_run, int(cfg["seed"]))
         print(json.dumps({"run": args.probe_run, "steps": cfg["steps"],
-                          "teacher": {k: round(teacher[k], 2) for k in ("knn_top1", "linear_top1")},
-                          "student": {k: round(student[k], 2) for k in ("knn_top1", "linear_top1")}}))
+                          "teacher": probes(teacher), "student": probes(student)}))
         return
     n_train, n_test = bundled_counts()
     data_desc = (f"DeepMimic mocap (pybullet) rendered to 32 px video from 4 cameras, 15 actions, {n_train} train / "

@@ -114,8 +114,8 @@ def build_model_encoder(encoder_cfg: dict[str, Any], method_cfg: dict[str, Any],
 
 
 def initialise_encoder(encoder: nn.Module, source: str | Path) -> None:
-    """Load a saved ``encoder.pt`` into the freshly built encoder (the official M2CRL code can start
-    its backbone from pretrained weights: ``--pretrained_rgb`` / ``TIMESFORMER.PRETRAINED_MODEL``)."""
+    """Load a saved ``encoder.pt`` into the freshly built encoder: continued pretraining, as every
+    official M2CRL run starts from SVT's self-supervised Kinetics-400 checkpoint."""
     path = Path(source)
     if not path.is_file():
         raise UserError(f"init: no encoder file at {path} (give a saved encoder.pt, or init=null)")

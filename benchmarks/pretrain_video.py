@@ -58,6 +58,10 @@ EXPLORATORY: list[tuple[str, list[str]]] = [
     ("m2crl/bn_head_lr_x8", ["method.head_norm=bn", "lr=4e-3"]),
     ("m2crl/lr_x8_ema_0.99", CPU_SCHEDULE),
     ("m2crl/bn_head_lr_x8_ema_0.99", ["method.head_norm=bn", *CPU_SCHEDULE]),
+    # Does the teacher lose its targets because local crops (5-40% of a 32 px frame) mostly show floor and
+    # sky, or because the augmentations change a clip more than the clips differ from each other?
+    ("m2crl/global_views_only", ["data.views.local_frames=[]"]),
+    ("m2crl/weak_augment", ["data.views.global_scale=[0.8,1.0]", "data.views.jitter_p=0", "data.views.grey_p=0"]),
 ]
 
 
@@ -332,6 +336,14 @@ def stage1_corpus(args: argparse.Namespace) -> tuple[str, list[str]]:
         "data.source=video_list", f"data.path={listing}", f"data.test_path={listing}"]
 
 
+def summarise_warm_start(result: dict[str, Any]) -> None:
+    """Order the seeds and add mean ± 95% t half-width over them of each row's probes."""
+    result["seeds"] = dict(sorted(result["seeds"].items(), key=lambda kv: int(kv[0])))
+    result["summary"] = {row: {k: mean_ci([seed[row][k] for seed in result["seeds"].values()])
+                               for k in ("knn_top1", "linear_top1")}
+                         for row in ("untrained", "stage1_on_deepmimic", "stage2_teacher", "stage2_student")}
+
+
 def warm_start_run(args: argparse.Namespace, seed: int) -> Path:
     return Path(args.runs_dir) / f"warm_start_{'footage_' if args.stage1_data == 'footage' else ''}s{seed}"
 
@@ -534,9 +546,16 @@ FIGURE_RUNS = [
 ]
 
 
+FIGURE_WARM_STARTS = [  # (stage-1 data, result stem, colour)
+    ("moving Fashion-MNIST", "pretrain_video_warm_start", "tab:green"),
+    ("real footage", "pretrain_video_warm_start_footage", "tab:brown"),
+]
+
+
 def figure(path: Path) -> None:
     """From the committed result files: the DINO term against ln K, the global-view reconstruction L1
-    against the best constant prediction, and each seed's teacher linear probe minus its untrained one."""
+    against the best constant prediction, the DINO term through both stages of the warm starts, and
+    each seed's teacher linear probe minus its untrained one."""
     import math
 
     import matplotlib
@@ -549,33 +568,54 @@ def figure(path: Path) -> None:
     results = ROOT / "benchmarks" / "results"
     out_dim = compose([])["method"]["out_dim"]
     floor = json.loads((results / "pretrain_video_init.json").read_text())["constant_prediction_l1_global"]
-    fig, axes = plt.subplots(1, 3, figsize=(16, 4.4), gridspec_kw={"width_ratios": [1, 1, 0.8]})
-    for y, (label, stem, variant, colour) in enumerate(FIGURE_RUNS):
+    fig, grid = plt.subplots(2, 2, figsize=(15, 9))
+    axes = grid.flatten()
+    gains: list[tuple[str, str, list[float]]] = []  # (row label, colour, per-seed gains)
+    for label, stem, variant, colour in FIGURE_RUNS:
         result = json.loads((results / f"{stem}.json").read_text())
         untrained = result["references"]["untrained VideoViT"]["linear_top1"]["values"]
+        row_gains = []
         for row in (r for r in result["runs"] if r["variant"] == variant):
             csv = results / f"{stem}_runs" / f"{Path(row['run_dir']).name}.csv"
             steps = read_csv_column(csv, "step")
             for ax, key in zip(axes[:2], ("dino", "rec_global")):
                 ax.plot(steps, read_csv_column(csv, key), color=colour, lw=1, alpha=0.8,
                         label=label if row["seed"] == 0 else None)
-            gain = row["linear_top1"] - untrained[result["budget"]["seeds"].index(row["seed"])]
-            axes[2].scatter(gain, y, color=colour, s=24)
+            row_gains.append(row["linear_top1"] - untrained[result["budget"]["seeds"].index(row["seed"])])
+        gains.append((label, colour, row_gains))
+    for data, stem, colour in FIGURE_WARM_STARTS:
+        result = json.loads((results / f"{stem}.json").read_text())
+        for seed in sorted(result["seeds"]):
+            stage1 = results / f"{stem}_runs" / f"s{seed}_stage1.csv"
+            stage2 = results / f"{stem}_runs" / f"s{seed}_stage2.csv"
+            end1 = read_csv_column(stage1, "step")[-1]
+            axes[2].plot(read_csv_column(stage1, "step"), read_csv_column(stage1, "dino"), color=colour, lw=1,
+                         ls=":", label=f"stage 1 on {data}" if seed == "0" else None)
+            axes[2].plot([end1 + s for s in read_csv_column(stage2, "step")], read_csv_column(stage2, "dino"),
+                         color=colour, lw=1, label=f"stage 2 on DeepMimic, from the {data} checkpoint"
+                         if seed == "0" else None)
+        for what, key in (("", "stage1_on_deepmimic"), (" + 250 M2CRL steps", "stage2_teacher")):
+            gains.append((f"DeepMimic, {data} checkpoint{what}", colour,
+                          [e[key]["linear_top1"] - e["untrained"]["linear_top1"] for e in result["seeds"].values()]))
+    for y, (_, colour, row_gains) in enumerate(gains):
+        axes[3].scatter(row_gains, [y] * len(row_gains), color=colour, s=24)
     axes[0].axhline(math.log(out_dim), color="0.3", ls="--", lw=1, label=f"ln K = {math.log(out_dim):.3f} (uniform)")
     axes[0].set(title="DINO term (teacher → student cross-entropy)", xlabel="step")
     axes[1].axhline(floor, color="0.3", ls="--", lw=1, label=f"DeepMimic: best constant prediction {floor}")
     axes[1].set(title="masked-pixel L1, global views (normalised pixels)", xlabel="step")
-    axes[2].axvline(0, color="0.3", lw=1)
-    axes[2].set_yticks(range(len(FIGURE_RUNS)), [label.replace(", ", "\n", 1) for label, *_ in FIGURE_RUNS],
-                       fontsize=7)
-    axes[2].invert_yaxis()
-    axes[2].set(title="teacher linear probe − same seed untrained", xlabel="top-1 % points")
-    for ax in axes[:2]:
+    axes[2].axhline(math.log(out_dim), color="0.3", ls="--", lw=1, label="ln K (uniform)")
+    axes[2].set(title="DINO term through a warm start (stage 1 → stage 2)", xlabel="step (both stages)")
+    axes[3].axvline(0, color="0.3", lw=1)
+    axes[3].set_yticks(range(len(gains)), [label.replace(", ", "\n", 1) for label, *_ in gains], fontsize=7)
+    axes[3].invert_yaxis()
+    axes[3].set(title="teacher linear probe − same seed untrained", xlabel="top-1 % points")
+    for ax in axes[:3]:
         ax.legend(fontsize=7)
     for ax in axes:
         ax.grid(alpha=0.3)
-    fig.suptitle("M2CRL: DINO collapses to a uniform teacher on the DeepMimic clips, not on moving Fashion-MNIST; "
-                 "reconstruction learns on both (one line / point per seed)", fontsize=9)
+    fig.suptitle("M2CRL: DINO collapses to a uniform teacher on the DeepMimic clips, not on moving Fashion-MNIST or "
+                 "the real footage,\nand again on DeepMimic after a warm start; reconstruction learns on both "
+                 "(one line / point per seed)", fontsize=10)
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=100, format="png")
@@ -670,10 +710,7 @@ def main() -> None:
         if earlier.get("stages") == result["stages"]:  # seeds run one call at a time add up
             result["seeds"] = {**earlier["seeds"], **result["seeds"]}
         if args.warm_start:
-            result["summary"] = {  # mean ± 95% t half-width over the seeds in the file
-                row: {k: mean_ci([seed[row][k] for seed in result["seeds"].values()])
-                      for k in ("knn_top1", "linear_top1")}
-                for row in ("untrained", "stage1_on_deepmimic", "stage2_teacher", "stage2_student")}
+            summarise_warm_start(result)
             logs = out.parent / f"{out.stem}_runs"  # both stages' train.csv (loss terms per 10 steps) per seed
             logs.mkdir(exist_ok=True)
             for seed in result["seeds"]:

@@ -382,7 +382,9 @@ def warm_start(args: argparse.Namespace) -> dict[str, Any]:
         untrained_encoder = build_model_encoder(cfg["encoder"], cfg["method"], 3, train.image_size)
         untrained = {**teacher_diagnostics(cfg, untrained_encoder, train),
                      **probes(evaluate_encoder(untrained_encoder, train, test, cfg["eval"], "none", seed))}
-        stage1 = pretrain(compose([*stage1_overrides, f"seed={seed}"]), str(run / "stage1"))
+        done = run / "stage1" / ("encoder.pt" if footage else "eval.json")  # a finished stage 1 is kept
+        stage1 = (({} if footage else json.loads(done.read_text())) if done.is_file()
+                  else pretrain(compose([*stage1_overrides, f"seed={seed}"]), str(run / "stage1")))
         start = load_pretrained(run / "stage1" / "encoder.pt")
         own = {} if footage else {"stage1_on_fashion": probes(stage1)}  # the footage has no labels
         out["seeds"][str(seed)] = {

@@ -372,8 +372,9 @@ def warm_start(args: argparse.Namespace) -> dict[str, Any]:
                   f"on {corpus}; stage 2: {args.steps} steps of "
                   "m2crl with the default (official) settings on the bundled DeepMimic clips, from the stage-1 "
                   "teacher (init=, the encoder.pt a run saves)",
-        "command": "OMP_NUM_THREADS=1 python benchmarks/pretrain_video.py --warm-start "
-                   f"{'--stage1-data footage ' if footage else ''}--seeds S", "seeds": {}}
+        "command": f"OMP_NUM_THREADS=1 python benchmarks/pretrain_video.py --warm-start --stage1-data "
+                   f"{args.stage1_data} --stage1-steps {args.stage1_steps} --steps {args.steps} --seeds S",
+        "seeds": {}}
     for seed in args.seeds:
         run = warm_start_run(args, seed)
         cfg = compose([*common_overrides(args), f"seed={seed}"])

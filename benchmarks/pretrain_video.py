@@ -16,8 +16,9 @@ run's train.csv under ``benchmarks/results/pretrain_video_runs/``.
 Diagnostics, each writing its own result file: ``--init-diagnostics`` (untrained [CLS] similarity,
 centred teacher entropy, pixel similarity, the constant-prediction L1 floor), ``--long-run STEPS``,
 ``--two-stage``, ``--warm-start`` (the official recipe's shape: continue from a self-supervised video
-checkpoint, here our own on moving Fashion-MNIST), ``--only`` with the exploratory variants (e.g. the CPU schedule), and
-``--fashion-sanity`` (moving Fashion-MNIST clips: is it the code or the data?). ``--figure`` redraws
+checkpoint, here our own on moving Fashion-MNIST or, with ``--stage1-data footage``, on the bundled real
+footage), ``--only`` with the exploratory variants (e.g. the CPU schedule), and ``--fashion-sanity``
+(moving Fashion-MNIST clips: is it the code or the data?). ``--figure`` redraws
 ``benchmarks/results/pretrain_video.png`` (loss terms and per-seed probe gains) from the committed files.
 """
 

@@ -332,9 +332,8 @@ def stage1_corpus(args: argparse.Namespace) -> tuple[str, list[str]]:
     from representations.data.video import parse_clip_list
 
     listing = ROOT / "representations" / "data" / "real_footage" / "train.csv"
-    # unlabelled: nothing is evaluated, and naming the list as its own test set keeps all of it for training
-    return FOOTAGE.format(n=len(parse_clip_list(listing))), [
-        "data.source=video_list", f"data.path={listing}", f"data.test_path={listing}"]
+    # unlabelled: nothing is evaluated and every clip trains (split_holdout keeps no test split)
+    return FOOTAGE.format(n=len(parse_clip_list(listing))), ["data.source=video_list", f"data.path={listing}"]
 
 
 def summarise_warm_start(result: dict[str, Any]) -> None:

@@ -111,6 +111,25 @@ def test_list_layouts(tmp_path):
         load_video_splits("video_list", path=str(tmp_path / "missing.csv"), frames=2, size=8)
 
 
+def test_unlabelled_data_trains_on_all_of_it(tmp_path):
+    """Without a test list, labelled clips lose a seeded test fraction; unlabelled clips are never
+    evaluated, so all of them train and the test split is empty (nothing is thrown away)."""
+    from representations.data import split_holdout
+
+    for i in range(5):
+        write_video(tmp_path / f"{i}.mp4", moving_square(4, 16, 16))
+    (tmp_path / "labelled.csv").write_text("".join(f"{i}.mp4,{i % 2}\n" for i in range(5)))
+    (tmp_path / "unlabelled.csv").write_text("".join(f"{i}.mp4\n" for i in range(5)))
+    train, test = load_video_splits("video_list", path=str(tmp_path / "labelled.csv"), frames=2, size=8,
+                                    test_fraction=0.4, seed=0)
+    assert (len(train), len(test)) == (3, 2)
+    train, test = load_video_splits("video_list", path=str(tmp_path / "unlabelled.csv"), frames=2, size=8,
+                                    test_fraction=0.4, seed=0)
+    assert (len(train), len(test)) == (5, 0) and test.clips.shape == (0, 3, 2, 8, 8)
+    with pytest.raises(DataError, match="test fraction"):  # a bad fraction is still an error
+        split_holdout(train, 1.5)
+
+
 def test_class_folder_layout(tmp_path):
     for cls, colour in (("polyp", (255, 0, 0)), ("normal", (0, 255, 0))):
         (tmp_path / cls).mkdir()

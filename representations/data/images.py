@@ -172,9 +172,12 @@ def load_image_folder(root: str | Path, image_size: int | None = None, channels:
 
 
 def split_holdout(data: ImageData, fraction: float, seed: int = 0) -> tuple[ImageData, ImageData]:
-    """Seeded (train, test) split for sources that ship without a test split."""
+    """Seeded (train, test) split for sources that ship without a test split. Unlabelled data (every
+    label -1) is never evaluated, so all of it trains and the test split is empty."""
     if not 0.0 < fraction < 1.0:
         raise DataError(f"test fraction must be in (0, 1), got {fraction}")
+    if len(data) and bool((data.labels < 0).all()):
+        return data, data.subset([])
     gen = torch.Generator().manual_seed(seed)
     order = torch.randperm(len(data), generator=gen)
     cut = max(1, int(round(len(data) * fraction)))

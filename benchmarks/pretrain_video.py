@@ -266,19 +266,18 @@ def init_diagnostics(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
-def continue_m2crl(args: argparse.Namespace, seed: int, start, run: Path) -> dict[str, Any]:
-    """M2CRL with the default (official) settings on the bundled clips, started from ``start`` (``init=``,
-    as the official code starts from a checkpoint): the started teacher's diagnostics, probes of the
-    saved teacher and of the student, and how the loss and its DINO term end."""
+def continue_m2crl(args: argparse.Namespace, seed: int, start, train, run: Path) -> dict[str, Any]:
+    """M2CRL with the default (official) settings on the bundled clips (``train``, already loaded by the
+    caller), started from ``start`` (``init=``, as the official code starts from a checkpoint): the
+    started teacher's diagnostics, probes of the saved teacher and of the student, and how the loss and
+    its DINO term end."""
     import torch
 
     from representations.encoders import save_encoder
-    from representations.pretrain.build import load_data
     from representations.pretrain.run import pretrain
 
     save_encoder(start, run / "start.pt")
     cfg = compose([*common_overrides(args), f"init={run / 'start.pt'}", f"seed={seed}"])
-    train, _ = load_data(cfg["data"], seed)
     torch.manual_seed(seed)  # a seeded DINO head for the diagnostic
     start_diagnostics = teacher_diagnostics(cfg, start, train)
     teacher = pretrain(cfg, str(run / "stage2"))
@@ -312,7 +311,7 @@ def two_stage(args: argparse.Namespace) -> dict[str, Any]:
         out["seeds"][str(seed)] = {  # str: the keys a merged earlier file has
             "untrained": untrained, "stage1_teacher": probes(stage1),
             "stage1_student": probes(evaluate_encoder(student1, train, test, cfg1["eval"], "none", seed)),
-            **continue_m2crl(args, seed, student1, run)}
+            **continue_m2crl(args, seed, student1, train, run)}
         print(json.dumps(out["seeds"][str(seed)]), flush=True)
     return out
 
@@ -391,7 +390,7 @@ def warm_start(args: argparse.Namespace) -> dict[str, Any]:
         out["seeds"][str(seed)] = {
             "untrained": untrained, **own,
             "stage1_on_deepmimic": probes(evaluate_encoder(start, train, test, cfg["eval"], "none", seed)),
-            **continue_m2crl(args, seed, start, run)}
+            **continue_m2crl(args, seed, start, train, run)}
         print(json.dumps(out["seeds"][str(seed)]), flush=True)
     return out
 
@@ -591,8 +590,9 @@ def figure(path: Path) -> None:
         for seed in sorted(result["seeds"]):
             stage1 = results / f"{stem}_runs" / f"s{seed}_stage1.csv"
             stage2 = results / f"{stem}_runs" / f"s{seed}_stage2.csv"
-            end1 = read_csv_column(stage1, "step")[-1]
-            axes[2].plot(read_csv_column(stage1, "step"), read_csv_column(stage1, "dino"), color=colour, lw=1,
+            steps1 = read_csv_column(stage1, "step")
+            end1 = steps1[-1]
+            axes[2].plot(steps1, read_csv_column(stage1, "dino"), color=colour, lw=1,
                          ls=":", label=f"stage 1 on {data}" if seed == "0" else None)
             axes[2].plot([end1 + s for s in read_csv_column(stage2, "step")], read_csv_column(stage2, "dino"),
                          color=colour, lw=1, label=f"stage 2 on DeepMimic, from the {data} checkpoint"

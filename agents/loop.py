@@ -10,7 +10,6 @@ resumed produces the same numbers as an uninterrupted one (bit-identical on CPU)
 from __future__ import annotations
 
 import csv
-import os
 import shutil
 import signal
 import time
@@ -33,6 +32,7 @@ from agents.seeding import RunSeeds
 from agents.train import preset_notice
 from representations.core import Checkpointer, CheckpointError, Logger, Runtime
 from representations.core.rundir import check_run_dir, check_same_run, save_hydra_record
+from representations.core.runtime import available_bytes
 
 EVAL_FIELDS = ["env_step", "return_mean", "return_std", "episodes", "wall_time_s"]
 COUNTERS = ("env_step", "agent_step", "episode", "next_eval", "next_log", "next_ckpt", "random_until")
@@ -152,21 +152,6 @@ def check_resume_config(requested: dict[str, Any], saved: dict[str, Any]) -> Non
     check_same_run(requested, saved, RESUME_KEYS)
 
 
-def _available_bytes(device: torch.device) -> int | None:
-    if device.type == "cuda":
-        return int(torch.cuda.mem_get_info(device)[0])
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
-                return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    try:
-        return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
-    except (ValueError, OSError, AttributeError):
-        return None
-
-
 def check_replay_memory(cfg: DictConfig, env: gym.Env, runtime: Runtime) -> None:
     """Refuse a replay buffer that cannot fit before allocating it (one line instead of an OOM kill)."""
     capacity = int(cfg.replay_capacity)
@@ -180,7 +165,7 @@ def check_replay_memory(cfg: DictConfig, env: gym.Env, runtime: Runtime) -> None
         per = (2 * int(shape[0]) + action_dim + 2) * 4
         storage = torch.device("cpu")
     need = capacity * per
-    free = _available_bytes(storage)
+    free = available_bytes(storage)
     if free is not None and need > 0.9 * free:
         raise UserError(f"replay_capacity={capacity} needs {need / 2**30:.1f} GiB on {storage.type} but only "
                         f"{free / 2**30:.1f} GiB is available; lower replay_capacity")

@@ -130,6 +130,53 @@ def test_unlabelled_data_trains_on_all_of_it(tmp_path):
         split_holdout(train, 1.5)
 
 
+def distinct_clips(root: Path, count: int) -> Path:
+    """``count`` 4-frame clips told apart by their colour, labelled i % 3, listed in ``root/all.csv``."""
+    for i in range(count):
+        write_video(root / f"{i}.mp4", moving_square(4, 16, 16, colour=(20 * i, 255 - 20 * i, 128)))
+    (root / "all.csv").write_text("".join(f"{i}.mp4,{i % 3}\n" for i in range(count)))
+    return root / "all.csv"
+
+
+def test_split_and_limits_decode_only_the_kept_clips(tmp_path, monkeypatch):
+    """The held-out split and both limits pick the same clips as when every clip is decoded first and
+    then split and limited (the reference below), and only those clips are read."""
+    from representations.data import split_holdout, video
+
+    listing = distinct_clips(tmp_path, 10)
+    every = load_clips(parse_clip_list(listing), 2, 8, name="all.csv")
+    ref_train, ref_test = split_holdout(every, 0.3, seed=5)
+    ref_train, ref_test = ref_train.limit(4, 5), ref_test.limit(2, 6)
+    reads = []
+    monkeypatch.setattr(video, "read_clip", lambda path, read=video.read_clip: reads.append(path) or read(path))
+    train, test = load_video_splits("video_list", path=str(listing), frames=2, size=8, test_fraction=0.3, seed=5,
+                                    train_limit=4, test_limit=2)
+    assert torch.equal(train.clips, ref_train.clips) and torch.equal(test.clips, ref_test.clips)
+    assert train.labels.tolist() == ref_train.labels.tolist() and test.labels.tolist() == ref_test.labels.tolist()
+    assert len(reads) == 6 and len(set(reads)) == 6
+
+
+def test_a_set_that_cannot_fit_in_memory_is_refused_before_decoding(tmp_path, monkeypatch):
+    """10 clips x 3 x 2 frames x 8 x 8 = 3840 bytes against 1000 available: one sentence, nothing read."""
+    from representations.data import video
+
+    listing = distinct_clips(tmp_path, 10)
+    reads = []
+    monkeypatch.setattr(video, "read_clip", lambda path: reads.append(path))
+    monkeypatch.setattr(video, "available_bytes", lambda device: 1000)
+    with pytest.raises(DataError, match=r"^10 clips of 2 frames at 8 px need 0.0 GiB in memory but only 0.0 GiB is "
+                                        r"available; lower data.frames or data.image_size, or set data.train_limit$"):
+        load_video_splits("video_list", path=str(listing), frames=2, size=8, test_fraction=0.3)
+    assert reads == []
+    monkeypatch.undo()  # the real decoder; a 10% margin of the memory stays free
+    monkeypatch.setattr(video, "available_bytes", lambda device: 4200)  # 3840 > 0.9 * 4200 = 3780
+    with pytest.raises(DataError, match="need 0.0 GiB"):
+        load_video_splits("video_list", path=str(listing), frames=2, size=8, test_fraction=0.3)
+    monkeypatch.setattr(video, "available_bytes", lambda device: 4300)  # 3840 <= 0.9 * 4300 = 3870
+    train, test = load_video_splits("video_list", path=str(listing), frames=2, size=8, test_fraction=0.3)
+    assert (len(train), len(test)) == (7, 3)
+
+
 def test_class_folder_layout(tmp_path):
     for cls, colour in (("polyp", (255, 0, 0)), ("normal", (0, 255, 0))):
         (tmp_path / cls).mkdir()

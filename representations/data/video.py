@@ -11,7 +11,9 @@ Layouts read here:
 Every clip becomes ``frames`` frames sampled uniformly over the whole video (Endo-FM's test-time
 sampling), resized on the short side and centre-cropped to ``size``. Everything is held as one
 uint8 tensor (N, C, T, H, W) in memory, like ``ImageData``: the view sampling and augmentation run
-batched on the device, so small sets need no DataLoader workers.
+batched on the device, so small sets need no DataLoader workers. Held-out splits and limits are
+chosen before decoding (only kept clips are decoded), and a set that cannot fit in memory is refused
+before the first clip is read.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..core.runtime import available_bytes
 from .idx import DataError
 from .images import IMAGE_SUFFIXES
 from .protocol import LabelledRows
@@ -225,7 +228,40 @@ def load_clips(entries: list[tuple[Path, int]], frames: int, size: int, classes:
         raise DataError(f"clip frames and size must be >= 1, got {frames} and {size}")
     clips = [resize_clip(sample_frames(read_clip(p), frames), size) for p, _ in entries]
     labels = torch.tensor([label for _, label in entries], dtype=torch.long)
-    return VideoData(torch.stack(clips), labels, list(classes or []), name)
+    stacked = torch.stack(clips) if clips else torch.empty(0, 3, frames, size, size, dtype=torch.uint8)
+    return VideoData(stacked, labels, list(classes or []), name)
+
+
+@dataclass
+class ClipEntries(LabelledRows):
+    """Clips not decoded yet: row i is ``entries[index[i]]``. Held-out splits and limits are seeded
+    choices of rows, so they run here exactly as on decoded clips and only the kept clips are decoded."""
+
+    index: torch.Tensor
+    labels: torch.Tensor
+    classes: list[str]
+    entries: list[tuple[Path, int]]
+    name: str
+    input_key: ClassVar[str] = "index"
+    pixels: ClassVar[bool] = False
+
+    @classmethod
+    def of(cls, entries: list[tuple[Path, int]], classes: list[str], name: str) -> ClipEntries:
+        labels = torch.tensor([label for _, label in entries], dtype=torch.long)
+        return cls(torch.arange(len(entries)), labels, list(classes), entries, name)
+
+    def decode(self, frames: int, size: int) -> VideoData:
+        return load_clips([self.entries[i] for i in self.index.tolist()], frames, size, self.classes, self.name)
+
+
+def check_clip_memory(count: int, frames: int, size: int) -> None:
+    """Refuse, before decoding, a set whose uint8 clips cannot fit in memory (one line, not an OOM kill)."""
+    need = count * 3 * frames * size * size
+    free = available_bytes(torch.device("cpu"))
+    if free is not None and need > 0.9 * free:
+        raise DataError(f"{count} clips of {frames} frames at {size} px need {need / 2**30:.1f} GiB in memory but "
+                        f"only {free / 2**30:.1f} GiB is available; lower data.frames or data.image_size, or set "
+                        f"data.train_limit")
 
 
 def bundled_set_dir() -> Path:
@@ -248,26 +284,25 @@ def load_video_splits(source: str, *, path: str | None = None, test_path: str | 
     if source == BUNDLED_SET:
         folder = Path(path) if path else bundled_set_dir()
         classes = _classes_file(folder)
-        train = load_clips(parse_clip_list(folder / "train.csv"), frames, size, classes, "deepmimic_video/train")
-        test = load_clips(parse_clip_list(folder / "test.csv"), frames, size, classes, "deepmimic_video/test")
+        train = ClipEntries.of(parse_clip_list(folder / "train.csv"), classes, "deepmimic_video/train")
+        test = ClipEntries.of(parse_clip_list(folder / "test.csv"), classes, "deepmimic_video/test")
     elif source in ("video_list", "video_folder"):
         if not path:
             raise DataError(f"data source {source!r} needs data.path")
 
-        def load(p: str) -> VideoData:
+        def listed(p: str) -> ClipEntries:
             if source == "video_list":
-                entries = parse_clip_list(p, root)
-                classes = _classes_file(Path(p).parent)
-            else:
-                entries, classes = scan_video_folder(p)
-            return load_clips(entries, frames, size, classes, Path(p).name)
+                return ClipEntries.of(parse_clip_list(p, root), _classes_file(Path(p).parent), Path(p).name)
+            entries, classes = scan_video_folder(p)
+            return ClipEntries.of(entries, classes, Path(p).name)
 
-        train = load(path)
+        train = listed(path)
         if test_path:
-            test = load(test_path)
+            test = listed(test_path)
         else:
-            held = split_holdout(train, test_fraction, seed)  # type: ignore[arg-type]
-            train, test = held  # type: ignore[assignment]
+            train, test = split_holdout(train, test_fraction, seed)  # type: ignore[arg-type,assignment]
     else:
         raise DataError(f"unknown video source {source!r}; use {BUNDLED_SET}, video_list or video_folder")
-    return train.limit(train_limit, seed), test.limit(test_limit, seed + 1)
+    train, test = train.limit(train_limit, seed), test.limit(test_limit, seed + 1)
+    check_clip_memory(len(train) + len(test), frames, size)
+    return train.decode(frames, size), test.decode(frames, size)

@@ -645,6 +645,8 @@ FIGURE_CONSISTENT_VIEWS = [  # DeepMimic without augmentation: the DINO term wit
     ("DeepMimic, no augmentation, 250 steps", "pretrain_video_no_augment", "m2crl/no_augment", "tab:red"),
     ("DeepMimic, no augmentation, BatchNorm head, 250 steps", "pretrain_video_no_augment",
      "m2crl/no_augment_bn_head", "tab:pink"),
+    ("DeepMimic, no augmentation, BatchNorm head, 1000 steps", "pretrain_video_no_augment_1000_steps",
+     "m2crl/no_augment_bn_head", "tab:cyan"),
 ]
 FIGURE_CORPORA = [("deepmimic", "tab:blue"), ("real footage", "tab:brown"), ("moving fashion-mnist", "tab:olive")]
 

@@ -321,3 +321,20 @@ def test_view_agreement_matches_a_hand_computation():
     out = view_agreement(torch.tensor([[1.0, 0.0], [0.0, 1.0]]), torch.tensor([[1.0, 0.0], [0.6, 0.8]]))
     assert out == {"same_clip_cosine": 0.9, "other_clip_cosine": 0.3, "view_retrieval_top1": 1.0,
                    "within_over_between_variance": round(0.05 / 0.325, 3)}
+
+
+def test_a_streamed_run_is_the_in_memory_run(tmp_path):
+    """data.stream=true (clips decoded per batch, the next batch prefetched) trains on the same tensors:
+    the same losses at every step and the same evaluation as the run that decodes everything up front."""
+    from benchmarks.pretrain_video import compose
+    from representations.core.logger import read_csv_column
+    from representations.pretrain.run import pretrain
+
+    tiny_run = [o for o in TINY_CLI if o.split("=")[0] not in ("method", "data", "encoder")] + ["steps=3"]
+    runs = {}
+    for stream in (False, True):
+        cfg = compose([*tiny_run, f"data.stream={stream}", "data.decode_workers=2"])
+        result = pretrain(cfg, tmp_path / f"stream_{stream}")
+        runs[stream] = (read_csv_column(tmp_path / f"stream_{stream}" / "train.csv", "loss"),
+                        result["knn_top1"], result["linear_top1"])
+    assert len(runs[True][0]) == 3 and runs[True] == runs[False]

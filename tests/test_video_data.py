@@ -288,3 +288,43 @@ def test_views_share_one_augmentation_over_frames():
     assert not torch.allclose(views.globals[0], views.globals[1])  # the two views differ
     again = MultiViewSampler(cfg)(clips, torch.Generator().manual_seed(2))  # same seed, same views
     assert all(torch.equal(a, b) for a, b in zip(views.globals + views.locals, again.globals + again.locals))
+
+
+def test_streamed_clips_are_the_decoded_clips(tmp_path):
+    """data.stream: the same split and limits, and every batch, subset and the evaluation tensor hold
+    exactly the clips the in-memory set holds; only the test split is decoded up front."""
+    from representations.data.video import StreamedClips
+
+    listing = distinct_clips(tmp_path, 10)
+    kwargs = dict(path=str(listing), frames=2, size=8, test_fraction=0.3, seed=5, train_limit=6)
+    held, held_test = load_video_splits("video_list", **kwargs)
+    streamed, streamed_test = load_video_splits("video_list", **kwargs, stream=True, workers=2)
+    assert isinstance(streamed, StreamedClips) and isinstance(streamed_test, VideoData)
+    assert torch.equal(streamed_test.clips, held_test.clips)
+    assert len(streamed) == len(held) == 6 and streamed.labels.tolist() == held.labels.tolist()
+    assert streamed.sample_shape == held.sample_shape == (3, 2, 8, 8) and streamed.channels == 3
+    rows = torch.tensor([3, 0, 5, 3])
+    batch = streamed.to("cpu").batch(rows)
+    assert torch.equal(batch["clips"], held.clips[rows]) and batch["labels"].tolist() == held.labels[rows].tolist()
+    assert torch.equal(streamed.limit(4, 1).clips, held.limit(4, 1).clips)  # what evaluation feeds the encoder
+    assert torch.equal(streamed.subset([]).clips, held.subset([]).clips)
+
+
+def test_prefetch_decodes_the_next_batch_once(tmp_path, monkeypatch):
+    from representations.data import video
+
+    listing = distinct_clips(tmp_path, 6)
+    streamed, _ = load_video_splits("video_list", path=str(listing), test_path=str(listing), frames=2, size=8,
+                                    stream=True, workers=2)
+    reads = []
+    monkeypatch.setattr(video, "read_clip", lambda path, read=video.read_clip: reads.append(path.name) or read(path))
+    first, second = torch.tensor([0, 1]), torch.tensor([2, 3, 4])
+    streamed.prefetch(first)
+    streamed.batch(first)
+    assert sorted(reads) == ["0.mp4", "1.mp4"]  # decoded once, by the prefetch
+    streamed.prefetch(second)
+    streamed.prefetch(first)  # one batch ahead only: the pending decode of `second` is dropped
+    streamed.batch(first)
+    streamed.batch(second)
+    assert sorted(reads) == ["0.mp4", "0.mp4", "1.mp4", "1.mp4", "2.mp4", "2.mp4", "3.mp4", "3.mp4", "4.mp4",
+                             "4.mp4"]

@@ -221,6 +221,8 @@ class Trainer:
                                                               cfg.weight_decay_final))
                 idx = self.sampler.indices(step).to(device)
                 batch = {**data.batch(idx), "rows": rows, "global_batch": self.sampler.global_batch, "step": step}
+                if hasattr(data, "prefetch") and step + 1 < stop:  # a streamed set decodes the next batch now
+                    data.prefetch(self.sampler.indices(step + 1))
                 with self.runtime.autocast():
                     loss, metrics = model(batch)
                 optimizer.zero_grad(set_to_none=True)

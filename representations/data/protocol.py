@@ -52,8 +52,13 @@ class LabelledRows:
         return int(self.rows.shape[0])
 
     @property
+    def sample_shape(self) -> tuple[int, ...]:
+        """The shape of one row as an encoder reads it, (C, ...); a streamed set knows it without decoding."""
+        return tuple(self.rows.shape[1:])
+
+    @property
     def channels(self) -> int:
-        return int(self.rows.shape[1])
+        return int(self.sample_shape[0])
 
     def _with(self: _Rows, rows: torch.Tensor, labels: torch.Tensor) -> _Rows:
         """The same dataset (classes, name, layout...) over other rows; re-validated."""

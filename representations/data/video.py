@@ -19,6 +19,8 @@ before the first clip is read.
 from __future__ import annotations
 
 import csv
+import dataclasses
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -226,7 +228,7 @@ def load_clips(entries: list[tuple[Path, int]], frames: int, size: int, classes:
     """Decode, sample and resize every entry into one ``VideoData``."""
     if frames < 1 or size < 1:
         raise DataError(f"clip frames and size must be >= 1, got {frames} and {size}")
-    clips = [resize_clip(sample_frames(read_clip(p), frames), size) for p, _ in entries]
+    clips = [decode_clip(p, frames, size) for p, _ in entries]
     labels = torch.tensor([label for _, label in entries], dtype=torch.long)
     stacked = torch.stack(clips) if clips else torch.empty(0, 3, frames, size, size, dtype=torch.uint8)
     return VideoData(stacked, labels, list(classes or []), name)
@@ -253,6 +255,93 @@ class ClipEntries(LabelledRows):
     def decode(self, frames: int, size: int) -> VideoData:
         return load_clips([self.entries[i] for i in self.index.tolist()], frames, size, self.classes, self.name)
 
+    def stream(self, frames: int, size: int, workers: int) -> StreamedClips:
+        return StreamedClips(self.index, self.labels, self.classes, self.entries, self.name, frames, size, workers)
+
+
+def decode_clip(path: Path, frames: int, size: int) -> torch.Tensor:
+    """One clip as ``load_clips`` holds it: ``frames`` uniformly sampled frames, short side ``size``, centre crop."""
+    return resize_clip(sample_frames(read_clip(path), frames), size)
+
+
+@dataclass
+class StreamedClips(LabelledRows):
+    """Training clips decoded per batch (``data.stream: true``), for sets too large to hold in memory.
+
+    ``batch`` decodes its rows on a pool of ``workers`` threads; the Trainer calls ``prefetch`` with the
+    next step's rows, so they decode while the current step trains. A batch holds exactly the tensors
+    the in-memory ``VideoData`` would. ``clips`` (what evaluation feeds the encoder) decodes every row,
+    so evaluate a limited subset (``eval.train_limit``).
+    """
+
+    index: torch.Tensor
+    labels: torch.Tensor
+    classes: list[str]
+    entries: list[tuple[Path, int]]
+    name: str
+    frames: int
+    size: int
+    workers: int = 4
+    device: str = "cpu"
+    input_key: ClassVar[str] = "clips"
+    pixels: ClassVar[bool] = True
+    _pending: dict[tuple[int, ...], list[Future[torch.Tensor]]] = field(default_factory=dict, init=False,
+                                                                         repr=False, compare=False)
+    _pool: ThreadPoolExecutor | None = field(default=None, init=False, repr=False, compare=False)
+
+    @property
+    def rows(self) -> torch.Tensor:  # the entry index of each row: subsets and limits never decode
+        return self.index
+
+    def _with(self, rows: torch.Tensor, labels: torch.Tensor) -> StreamedClips:
+        return dataclasses.replace(self, index=rows, labels=labels, classes=list(self.classes))
+
+    @property
+    def sample_shape(self) -> tuple[int, ...]:
+        return (3, self.frames, self.size, self.size)
+
+    @property
+    def image_size(self) -> int:
+        return self.size
+
+    @property
+    def num_frames(self) -> int:
+        return self.frames
+
+    @property
+    def clips(self) -> torch.Tensor:
+        check_clip_memory(len(self), self.frames, self.size)
+        return self._take(self.index.tolist())
+
+    @property
+    def images(self) -> torch.Tensor:
+        return self.clips
+
+    def to(self, device: torch.device | str) -> StreamedClips:
+        return dataclasses.replace(self, device=str(device))
+
+    def batch(self, indices: torch.Tensor) -> dict[str, torch.Tensor]:
+        rows = indices.cpu()
+        clips = self._take(self.index[rows].tolist())
+        return {"clips": clips.to(self.device), "labels": self.labels[rows].to(self.device)}
+
+    def prefetch(self, indices: torch.Tensor) -> None:
+        """Start decoding the rows of a coming ``batch`` (one batch ahead: an older prefetch is dropped)."""
+        entries = tuple(self.index[indices.cpu()].tolist())
+        if entries not in self._pending:
+            self._pending = {entries: self._submit(entries)}
+
+    def _submit(self, entries: tuple[int, ...] | list[int]) -> list[Future[torch.Tensor]]:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max(1, self.workers), thread_name_prefix="mcrl-decode")
+        return [self._pool.submit(decode_clip, self.entries[i][0], self.frames, self.size) for i in entries]
+
+    def _take(self, entries: list[int]) -> torch.Tensor:
+        futures = self._pending.pop(tuple(entries), None) or self._submit(entries)
+        if not futures:
+            return torch.empty(0, *self.sample_shape, dtype=torch.uint8)
+        return torch.stack([f.result() for f in futures])
+
 
 def check_clip_memory(count: int, frames: int, size: int) -> None:
     """Refuse, before decoding, a set whose uint8 clips cannot fit in memory (one line, not an OOM kill)."""
@@ -276,9 +365,11 @@ def _classes_file(folder: Path) -> list[str]:
 
 def load_video_splits(source: str, *, path: str | None = None, test_path: str | None = None,
                       root: str | None = None, frames: int = 8, size: int = 32, test_fraction: float = 0.2,
-                      seed: int = 0, train_limit: int | None = None,
-                      test_limit: int | None = None) -> tuple[VideoData, VideoData]:
-    """(train, test) of one configured video source: deepmimic_video | video_list | video_folder."""
+                      seed: int = 0, train_limit: int | None = None, test_limit: int | None = None,
+                      stream: bool = False, workers: int = 4) -> tuple[VideoData | StreamedClips, VideoData]:
+    """(train, test) of one configured video source: deepmimic_video | video_list | video_folder. With
+    ``stream`` the training clips are decoded per batch (``StreamedClips``) and only the test split is
+    held in memory."""
     from .images import split_holdout
 
     if source == BUNDLED_SET:
@@ -304,5 +395,10 @@ def load_video_splits(source: str, *, path: str | None = None, test_path: str | 
     else:
         raise DataError(f"unknown video source {source!r}; use {BUNDLED_SET}, video_list or video_folder")
     train, test = train.limit(train_limit, seed), test.limit(test_limit, seed + 1)
+    if frames < 1 or size < 1:
+        raise DataError(f"clip frames and size must be >= 1, got {frames} and {size}")
+    if stream:
+        check_clip_memory(len(test), frames, size)
+        return train.stream(frames, size, workers), test.decode(frames, size)
     check_clip_memory(len(train) + len(test), frames, size)
     return train.decode(frames, size), test.decode(frames, size)

@@ -68,6 +68,7 @@ def load_data(data_cfg: dict[str, Any], seed: int) -> (
             root=data_cfg.get("root"), frames=int(data_cfg.get("frames") or 8),
             size=int(data_cfg.get("image_size") or 32), test_fraction=float(data_cfg.get("test_fraction", 0.2)),
             seed=seed, train_limit=data_cfg.get("train_limit"), test_limit=data_cfg.get("test_limit"),
+            stream=bool(data_cfg.get("stream", False)), workers=int(data_cfg.get("decode_workers") or 4),
         )
     return load_splits(
         str(data_cfg["source"]), root=data_cfg.get("root"), path=data_cfg.get("path"),
@@ -231,7 +232,7 @@ def check_data(train: ImageData, data_cfg: dict[str, Any]) -> tuple[int, int]:
     want = data_cfg.get("channels")
     if want is not None and int(want) != channels:
         raise DataError(f"data.channels={want} but the images have {channels} channels")
-    native = min(train.images.shape[-2:])
+    native = min(train.sample_shape[-2:])
     size = int(data_cfg.get("image_size") or native)
     if not 1 <= size <= MAX_UPSCALE * native:  # views are crops of the images: bound before any batch is made
         raise DataError(f"data.image_size={size} must be between 1 and {MAX_UPSCALE}x the images' {native} px "

@@ -25,7 +25,7 @@ from ..data import (
     load_splits,
     mocap_windows,
 )
-from ..data.video import VIDEO_SOURCES, VideoData, load_video_splits
+from ..data.video import VIDEO_SOURCES, StreamedClips, VideoData, load_video_splits
 from ..data.video_views import MultiViewConfig, MultiViewSampler
 from ..encoders import build_encoder, load_pretrained
 from ..objectives import METHODS, Objective, fill_settings
@@ -58,7 +58,8 @@ def load_skeletons(data_cfg: dict[str, Any], seed: int) -> tuple[SkeletonData, S
 
 
 def load_data(data_cfg: dict[str, Any], seed: int) -> (
-        tuple[ImageData, ImageData] | tuple[SkeletonData, SkeletonData] | tuple[VideoData, VideoData]):
+        tuple[ImageData, ImageData] | tuple[SkeletonData, SkeletonData]
+        | tuple[VideoData | StreamedClips, VideoData]):
     """(train, test) data of a data config; DataError with one clear line on bad input."""
     if data_cfg["source"] in SKELETON_SOURCES:
         return load_skeletons(data_cfg, seed)

@@ -125,6 +125,8 @@ CASES = [
     Case(P, ("data=numpy", "data.path={tmp}/tiny.npz", "init={tmp}/missing.pt", RUN), "init from a missing encoder"),
     Case(P, ("method=micl", "encoder=resnet_small", "data=numpy", "data.path={tmp}/tiny.npz", RUN),
          "method with an encoder it cannot use"),
+    Case(P, ("method=m2crl", "data=video", "encoder=video_vit", "data.frames=4096", "data.image_size=4096", RUN),
+         "video clips larger than the memory"),
     Case(P, ("hydra.run.dir={tmp}/a_file",), "run dir that is a file"),
     Case(P, ("hydra.run.dir={pre}",), "finished run without resume=true"),
     Case(P, ("resume=true", "method=moco", "hydra.run.dir={pre}"), "resume under another method"),

@@ -105,9 +105,10 @@ def test_torchrun_cli(tmp_path):
     assert '"world_size": 2' in (run_dir / "train_summary.json").read_text()
 
 
-def _m2crl_worker(rank, port, run_dir, out):
-    """Tiny M2CRL under DDP for 4 steps: 2 with the prototypes frozen (one epoch), 2 without."""
-    from representations.data.video import VideoData
+def _m2crl_worker(rank, port, run_dir, out, listing=None, stream=False):
+    """Tiny M2CRL under DDP for 4 steps: 2 with the prototypes frozen (one epoch), 2 without. With
+    ``listing``, on those video files: decoded up front, or per batch with ``stream``."""
+    from representations.data.video import ClipEntries, VideoData, parse_clip_list
     from representations.data.video_views import MultiViewConfig, MultiViewSampler
     from representations.encoders import VideoViT
     from representations.objectives import M2CRL
@@ -127,7 +128,11 @@ def _m2crl_worker(rank, port, run_dir, out):
                               dtype=torch.uint8)
         cfg = TrainerConfig(steps=4, batch_size=8, optimizer="adamw", lr=1e-3, log_every=1, progress=False,
                             tensorboard=False, checkpoint_every=0)
-        trainer = Trainer(objective, VideoData(clips, torch.arange(16) % 2), cfg,
+        data = VideoData(clips, torch.arange(16) % 2)
+        if listing is not None:
+            entries = ClipEntries.of(parse_clip_list(listing), [], "clips")
+            data = entries.stream(4, 32, workers=2) if stream else entries.decode(4, 32)
+        trainer = Trainer(objective, data, cfg,
                           runtime=Runtime(device="cpu", seed=0), run_dir=run_dir, dist=DistContext(
                               rank=rank, world_size=2, backend="gloo"))
         trainer.fit()
@@ -148,3 +153,25 @@ def test_m2crl_trains_under_ddp_through_its_frozen_first_epoch(tmp_path):
     assert ranks[0]["moved"] > 0
     for a, b in zip(ranks[0]["params"], ranks[1]["params"]):
         assert torch.allclose(a, b, atol=1e-6)
+
+
+def test_m2crl_streamed_under_ddp_is_the_in_memory_run(tmp_path):
+    """data.stream under DDP: each rank decodes (and prefetches) its own shard's clips; the losses and
+    weights equal those of the same DDP run on the clips decoded up front."""
+    from representations.data.video import write_video
+
+    frames = torch.randint(0, 256, (16, 4, 32, 32, 3), generator=torch.Generator().manual_seed(1), dtype=torch.uint8)
+    for i in range(16):
+        write_video(tmp_path / f"{i}.mp4", frames[i].numpy())
+    listing = tmp_path / "clips.csv"
+    listing.write_text("".join(f"{i}.mp4,{i % 2}\n" for i in range(16)))
+    runs = {}
+    for stream in (False, True):
+        out = tmp_path / f"stream_{stream}"
+        mp.spawn(_m2crl_worker, args=(_free_port(), str(tmp_path / f"run_{stream}"), str(out), str(listing), stream),
+                 nprocs=2, join=True)
+        runs[stream] = [torch.load(f"{out}.{r}", weights_only=True) for r in range(2)]
+    for rank in range(2):
+        assert runs[True][rank]["losses"] == runs[False][rank]["losses"]
+        for a, b in zip(runs[True][rank]["params"], runs[False][rank]["params"]):
+            assert torch.equal(a, b)

@@ -19,7 +19,9 @@ class PretrainData(Protocol):
 
     ``to(device)`` is called once before training (in-memory sets move there whole; a lazy set may
     return itself and move each batch); ``batch(indices)`` returns a dict of tensors whose first
-    dimension is ``len(indices)``, always including ``labels``, on the device given to ``to``.
+    dimension is ``len(indices)``, always including ``labels``, on the device given to ``to``. A lazy
+    set may also have ``prefetch(indices)``: the Trainer then passes it the next step's rows while the
+    current step trains.
     """
 
     def __len__(self) -> int: ...

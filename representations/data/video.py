@@ -223,11 +223,16 @@ def scan_video_folder(root: str | Path) -> tuple[list[tuple[Path, int]], list[st
     return entries, classes
 
 
+def check_clip_shape(frames: int, size: int) -> None:
+    """Every clip needs at least one frame of at least one pixel (checked before anything is decoded)."""
+    if frames < 1 or size < 1:
+        raise DataError(f"clip frames and size must be >= 1, got {frames} and {size}")
+
+
 def load_clips(entries: list[tuple[Path, int]], frames: int, size: int, classes: list[str] | None = None,
                name: str = "video") -> VideoData:
     """Decode, sample and resize every entry into one ``VideoData``."""
-    if frames < 1 or size < 1:
-        raise DataError(f"clip frames and size must be >= 1, got {frames} and {size}")
+    check_clip_shape(frames, size)
     clips = [decode_clip(p, frames, size) for p, _ in entries]
     labels = torch.tensor([label for _, label in entries], dtype=torch.long)
     stacked = torch.stack(clips) if clips else torch.empty(0, 3, frames, size, size, dtype=torch.uint8)
@@ -395,8 +400,7 @@ def load_video_splits(source: str, *, path: str | None = None, test_path: str | 
     else:
         raise DataError(f"unknown video source {source!r}; use {BUNDLED_SET}, video_list or video_folder")
     train, test = train.limit(train_limit, seed), test.limit(test_limit, seed + 1)
-    if frames < 1 or size < 1:
-        raise DataError(f"clip frames and size must be >= 1, got {frames} and {size}")
+    check_clip_shape(frames, size)
     if stream:
         check_clip_memory(len(test), frames, size)
         return train.stream(frames, size, workers), test.decode(frames, size)

@@ -50,6 +50,7 @@ VARIANTS: list[tuple[str, list[str]]] = [
     ("m2crl/reconstruction_only", ["method.distill_weight=0"]),  # is the DINO term what holds it back?
     ("m2crl/bn_head", ["method.head_norm=bn"]),  # DINO's BatchNorm head: a non-uniform teacher at init
 ]
+TOKEN_KEYS = ("token_knn_top1", "token_linear_top1")  # --token-mean: probes of the mean patch token
 # A schedule sized to a short CPU run: 8x the official lr (5e-4 effective at 32 clips) and a teacher EMA
 # (0.99 -> 1 cosine) that keeps about exp(-1.25) = 29% of its initial weights after 250 steps, not exp(-0.5) = 61%.
 CPU_SCHEDULE = ["lr=4e-3", "method.momentum=0.99"]
@@ -203,6 +204,30 @@ def student_encoder(cfg: dict[str, Any], run_dir: str | Path, image_size: int):
     encoder = build_model_encoder(cfg["encoder"], cfg["method"], 3, image_size)
     encoder.load_state_dict({k[len("encoder."):]: v for k, v in state.items() if k.startswith("encoder.")})
     return encoder
+
+
+def patch_token_view(encoder):
+    """The encoder seen through its last layer's patch tokens (B, L, D), which the evaluation's ``pooled``
+    averages over the clip: MAE's linear-probe pooling, where a reconstruction objective's features
+    live, beside the [CLS] that the DINO term trains."""
+    from torch import nn
+
+    class PatchTokens(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.encoder = encoder
+
+        def forward(self, video):
+            return self.encoder(video, return_tokens=True).tokens
+
+    return PatchTokens()
+
+
+def token_mean_scores(encoder, train, test, eval_cfg: dict[str, Any], seed: int) -> dict[str, float]:
+    """kNN and linear probe of the mean patch token (``patch_token_view``)."""
+    from representations.pretrain.run import evaluate_encoder
+
+    return probes(evaluate_encoder(patch_token_view(encoder), train, test, eval_cfg, "none", seed))
 
 
 def student_scores(cfg: dict[str, Any], run_dir: str, seed: int) -> dict[str, float]:
@@ -511,8 +536,9 @@ def long_run(args: argparse.Namespace) -> dict[str, Any]:
             "train_csv": str(csv.relative_to(ROOT))}
 
 
-def run_one(job: tuple[str, list[str], int, str, int]) -> dict[str, Any]:
-    """One pretraining run in a worker process (1 torch thread)."""
+def run_one(job: tuple[str, list[str], int, str, int, bool]) -> dict[str, Any]:
+    """One pretraining run in a worker process (1 torch thread); ``token_mean`` adds probes of the
+    teacher's and the student's mean patch token."""
     import torch
 
     torch.set_num_threads(1)
@@ -520,7 +546,7 @@ def run_one(job: tuple[str, list[str], int, str, int]) -> dict[str, Any]:
     from representations.pretrain.build import load_data
     from representations.pretrain.run import pretrain
 
-    name, overrides, seed, run_dir, ft_epochs = job
+    name, overrides, seed, run_dir, ft_epochs, token_mean = job
     cfg = compose([*overrides, f"seed={seed}"])
     began = time.time()
     finished = (Path(run_dir) / "eval.json").is_file() and (Path(run_dir) / "train_summary.json").is_file()
@@ -533,8 +559,15 @@ def run_one(job: tuple[str, list[str], int, str, int]) -> dict[str, Any]:
            "wall_s": round(time.time() - began, 1), "run_dir": run_dir, "reused": finished}
     student = student_scores(cfg, run_dir, seed)
     row.update(student_knn_top1=student["knn_top1"], student_linear_top1=student["linear_top1"])
+    train, test = load_data(cfg["data"], seed)
+    if token_mean:
+        teacher_tokens = token_mean_scores(load_pretrained(Path(run_dir) / "encoder.pt"), train, test, cfg["eval"],
+                                           seed)
+        student_tokens = token_mean_scores(student_encoder(cfg, run_dir, train.image_size), train, test,
+                                           cfg["eval"], seed)
+        row.update({f"token_{k}": v for k, v in teacher_tokens.items()})
+        row.update({f"student_token_{k}": v for k, v in student_tokens.items()})
     if ft_epochs and name == "m2crl":
-        train, test = load_data(cfg["data"], seed)
         row["finetune_top1"] = finetune(load_pretrained(Path(run_dir) / "encoder.pt"), train, test, ft_epochs, seed)
     return row
 
@@ -560,6 +593,9 @@ def references(args: argparse.Namespace) -> dict[str, Any]:
         encoder = build_model_encoder(cfg["encoder"], cfg["method"], 3, train.image_size)
         scores = evaluate_encoder(encoder, train, test, cfg["eval"], "none", seed)
         row = {"seed": seed, "knn_top1": scores["knn_top1"], "linear_top1": scores["linear_top1"]}
+        if args.token_mean:
+            row.update({f"token_{k}": v for k, v in token_mean_scores(encoder, train, test, cfg["eval"],
+                                                                      seed).items()})
         if args.finetune_epochs:
             row["finetune_top1"] = finetune(encoder, train, test, args.finetune_epochs, seed)
         rows.append(row)
@@ -776,6 +812,14 @@ def markdown(result: dict[str, Any]) -> str:
         cells = " | ".join(_cell(e, k) for k in ("knn_top1", "linear_top1", "student_knn_top1",
                                                   "student_linear_top1", "finetune_top1"))
         lines.append(f"| {name} | {cells} | {e['first_loss']['mean']:.3f} → {e['final_loss']['mean']:.3f} |")
+    if "token_knn_top1" in un:
+        lines += ["", "Mean patch token of the last layer instead of [CLS] (MAE's linear-probe pooling), same probes:",
+                  "", "| features | kNN top-1 % | linear top-1 % | student kNN % | student linear % |",
+                  "|---|---|---|---|---|",
+                  f"| untrained VideoViT | {_cell(un, 'token_knn_top1')} | {_cell(un, 'token_linear_top1')} | - | - |"]
+        for name, e in result["table"].items():
+            keys = (*TOKEN_KEYS, *(f"student_{k}" for k in TOKEN_KEYS))
+            lines.append(f"| {name} | {' | '.join(_cell(e, k) for k in keys)} |")
     lines += ["", f"Cost (batch {c['batch']}, medians): attention-guided mask {c['attention_mask_s'] * 1e3:.2f} ms = "
               f"{100 * c['mask_over_teacher']:.2f}% of a teacher forward on the global views "
               f"({c['teacher_forward_global_views_s'] * 1e3:.1f} ms). Loader (gather + multi-view sampling): "
@@ -814,6 +858,9 @@ def main() -> None:
                         help="run on moving Fashion-MNIST clips instead (is it the code or the data?); default "
                              "variants m2crl and m2crl/lr_x8_ema_0.99, result pretrain_video_fashion_sanity")
     parser.add_argument("--fashion-clips", type=int, nargs=2, default=[1000, 500], metavar=("TRAIN", "TEST"))
+    parser.add_argument("--token-mean", action="store_true",
+                        help="also probe the mean of the last layer's patch tokens (MAE's pooling) of the teacher, "
+                             "the student and the untrained encoders")
     parser.add_argument("--figure", action="store_true",
                         help="only redraw benchmarks/results/pretrain_video.png from the committed result files")
     parser.add_argument("--probe-run", default=None, metavar="RUN_DIR",
@@ -883,7 +930,7 @@ def main() -> None:
     print(json.dumps(timing, indent=2), flush=True)
     variants = [v for v in VARIANTS + EXPLORATORY if (v in VARIANTS if args.only is None else v[0] in args.only)]
     jobs = [(name, [*common_overrides(args), *extra], seed, f"{args.runs_dir}/{name.replace('/', '_')}_s{seed}",
-             args.finetune_epochs) for name, extra in variants for seed in args.seeds]
+             args.finetune_epochs, args.token_mean) for name, extra in variants for seed in args.seeds]
     rows = []
     with ProcessPoolExecutor(max_workers=args.workers, mp_context=get_context("spawn")) as pool:
         for row in pool.map(run_one, jobs):
@@ -897,8 +944,8 @@ def main() -> None:
     for name, _ in variants:
         mine = [r for r in rows if r["variant"] == name]
         keys = ["knn_top1", "linear_top1", "student_knn_top1", "student_linear_top1", "first_loss", "final_loss",
-                "step_time_s"]
-        table[name] = {k: mean_ci([float(r[k]) for r in mine]) for k in keys + ["finetune_top1"] if k in mine[0]}
+                "step_time_s", "finetune_top1", *TOKEN_KEYS, *(f"student_{k}" for k in TOKEN_KEYS)]
+        table[name] = {k: mean_ci([float(r[k]) for r in mine]) for k in keys if k in mine[0]}
     cfg = compose(common_overrides(args))
     enc = cfg["encoder"]
     result = {

@@ -323,6 +323,20 @@ def test_view_agreement_matches_a_hand_computation():
                    "within_over_between_variance": round(0.05 / 0.325, 3)}
 
 
+def test_patch_token_features_are_the_mean_of_the_normalised_clips_tokens():
+    """--token-mean probes the last layer's patch tokens averaged over the clip, of the same normalised
+    input the [CLS] evaluation sees; the reference runs the encoder and averages by hand."""
+    from benchmarks.pretrain_video import patch_token_view
+    from representations.objectives.base import encoder_features
+
+    encoder = tiny().encoder.eval()
+    video = clips()[:, :, :4]
+    by_hand = encoder((video.float() / 255 - PIXEL_MEAN) / PIXEL_STD, return_tokens=True).tokens.mean(dim=1)
+    assert by_hand.shape == (4, 32)
+    torch.testing.assert_close(encoder_features(patch_token_view(encoder), video), by_hand)
+    assert not torch.allclose(encoder_features(encoder, video), by_hand)  # not the [CLS]
+
+
 def test_a_streamed_run_is_the_in_memory_run(tmp_path):
     """data.stream=true (clips decoded per batch, the next batch prefetched) trains on the same tensors:
     the same losses at every step and the same evaluation as the run that decodes everything up front."""

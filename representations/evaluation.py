@@ -112,28 +112,50 @@ def _accuracy(weight: torch.Tensor, bias: torch.Tensor, x: torch.Tensor, y: torc
     return 100.0 * float(((x.double() @ weight.T + bias).argmax(dim=1) == y.long()).double().mean())
 
 
-def linear_probe(train_features: torch.Tensor, train_labels: torch.Tensor, test_features: torch.Tensor,
-                 test_labels: torch.Tensor, *, l2_grid: tuple[float, ...] = L2_GRID, holdout: float = 0.2,
-                 seed: int = 0, num_classes: int | None = None, max_iter: int = 500,
-                 details: dict[str, float] | None = None) -> float:
-    """Top-1 (%) of a converged L2-regularised logistic regression on frozen, standardised features.
-
-    The L2 strength is chosen on a seeded ``holdout`` share of the TRAIN features (never the test
-    set): fit on the rest for every value of ``l2_grid``, keep the best held-out accuracy (ties: the
-    stronger penalty), refit on all train features and score the test features. ``details``, when
-    given, receives the chosen ``l2`` and its held-out accuracy.
+def holdout_split(n: int, holdout: float, seed: int = 0,
+                  groups: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(held-out rows, fit rows) for choosing the probe's L2: a seeded random ``holdout`` share of
+    ``n`` rows, or, with ``groups`` (one id per row), whole groups drawn in seeded order until they
+    hold that share. Rows of one group (overlapping windows of one video) are near-duplicates: split
+    between fit and held-out rows, they reward memorising and pick the weakest penalty.
     """
     if not 0.0 < holdout < 1.0:
         raise ValueError(f"holdout must be in (0, 1), got {holdout}")
+    n_val = max(1, int(round(holdout * n)))
+    generator = torch.Generator().manual_seed(seed)
+    if groups is None:
+        order = torch.randperm(n, generator=generator)
+        val_idx, fit_idx = order[:n_val], order[n_val:]
+    else:
+        if groups.shape != (n,):
+            raise ValueError(f"groups must hold one id per train row ({n}), got shape {tuple(groups.shape)}")
+        ids = groups.unique()
+        ids = ids[torch.randperm(len(ids), generator=generator)]
+        sizes = torch.stack([(groups == i).sum() for i in ids])
+        taken = ids[: int((sizes.cumsum(0) < n_val).sum()) + 1]
+        held = torch.isin(groups, taken)
+        val_idx, fit_idx = held.nonzero().flatten(), (~held).nonzero().flatten()
+    if fit_idx.numel() == 0:
+        raise ValueError(f"need more than {val_idx.numel()} train samples to hold out {holdout:.0%} for choosing l2")
+    return val_idx, fit_idx
+
+
+def linear_probe(train_features: torch.Tensor, train_labels: torch.Tensor, test_features: torch.Tensor,
+                 test_labels: torch.Tensor, *, l2_grid: tuple[float, ...] = L2_GRID, holdout: float = 0.2,
+                 seed: int = 0, num_classes: int | None = None, max_iter: int = 500,
+                 groups: torch.Tensor | None = None, details: dict[str, float] | None = None) -> float:
+    """Top-1 (%) of a converged L2-regularised logistic regression on frozen, standardised features.
+
+    The L2 strength is chosen on a seeded ``holdout`` share of the TRAIN features (never the test
+    set; ``holdout_split``, whole ``groups`` when given): fit on the rest for every value of
+    ``l2_grid``, keep the best held-out accuracy (ties: the stronger penalty), refit on all train
+    features and score the test features. ``details``, when given, receives the chosen ``l2`` and its
+    held-out accuracy.
+    """
     if not l2_grid:
         raise ValueError("l2_grid must hold at least one value")
     num_classes = num_classes or int(max(train_labels.max(), test_labels.max()).item()) + 1
-    n = train_features.shape[0]
-    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
-    n_val = max(1, int(round(holdout * n)))
-    val_idx, fit_idx = order[:n_val], order[n_val:]
-    if fit_idx.numel() == 0:
-        raise ValueError(f"need more than {n_val} train samples to hold out {holdout:.0%} for choosing l2")
+    val_idx, fit_idx = holdout_split(train_features.shape[0], holdout, seed, groups)
     x_fit, x_val = _standardise(train_features[fit_idx], train_features[val_idx])
     best_l2, best_acc = None, -1.0
     for l2 in sorted(l2_grid, reverse=True):

@@ -4,7 +4,13 @@ import pytest
 import torch
 from torch import nn
 
-from representations.evaluation import evaluate_features, extract_features, knn_accuracy, linear_probe
+from representations.evaluation import (
+    evaluate_features,
+    extract_features,
+    holdout_split,
+    knn_accuracy,
+    linear_probe,
+)
 
 
 def _separable(n=600, classes=5, dim=16, seed=0):
@@ -74,6 +80,44 @@ def test_linear_probe_picks_l2_on_train_holdout_only():
     linear_probe(tr, ytr, te, yte, l2_grid=grid, details=a)
     linear_probe(tr, ytr, te, yte[torch.randperm(yte.shape[0])], l2_grid=grid, details=b)
     assert a == b and a["l2"] in grid
+
+
+def test_grouped_holdout_takes_whole_groups():
+    """Groups of 3, 5, 7, ... rows: the held-out rows are whole groups, at least the asked share, the
+    fewest groups that reach it in the seeded order; the rest are the fit rows; without groups the
+    split is the seeded permutation it always was."""
+    groups = torch.cat([torch.full((3 + 2 * g,), g) for g in range(10)])  # 120 rows
+    groups = groups[torch.randperm(len(groups), generator=torch.Generator().manual_seed(5))]
+    val, fit = holdout_split(len(groups), 0.2, seed=1, groups=groups)
+    assert sorted(torch.cat([val, fit]).tolist()) == list(range(120))
+    held = set(groups[val].tolist())
+    assert held.isdisjoint(groups[fit].tolist())  # no group on both sides
+    assert len(val) >= 24  # round(0.2 * 120)
+    sizes = {g: 3 + 2 * g for g in held}
+    assert len(val) - min(sizes.values()) < 24  # without its smallest group the share is not reached
+    again, _ = holdout_split(len(groups), 0.2, seed=1, groups=groups)
+    assert torch.equal(val, again)
+    plain_val, plain_fit = holdout_split(120, 0.2, seed=1)
+    order = torch.randperm(120, generator=torch.Generator().manual_seed(1))
+    assert torch.equal(plain_val, order[:24]) and torch.equal(plain_fit, order[24:])
+    with pytest.raises(ValueError, match="one id per train row"):
+        holdout_split(120, 0.2, groups=groups[:10])
+
+
+def test_grouped_holdout_stops_near_duplicates_rewarding_memorisation():
+    """Rows that are noisy copies of their group's point, labels random per group: a random holdout
+    sees copies of its rows in the fit set and scores near 100% (the L2 it picks rewards memorising); holding out
+    whole groups shows the features say nothing about unseen groups (chance, 25%)."""
+    gen = torch.Generator().manual_seed(0)
+    groups = torch.arange(150).repeat_interleave(4)  # 256-d: the fit groups are linearly separable
+    points, labels = torch.randn(150, 256, generator=gen), torch.randint(0, 4, (150,), generator=gen)
+    x = points[groups] + 0.05 * torch.randn(600, 256, generator=gen)
+    y = labels[groups]
+    leaky, whole = {}, {}
+    linear_probe(x, y, x[:40], y[:40], l2_grid=(1e-5, 1e-1), details=leaky)
+    linear_probe(x, y, x[:40], y[:40], l2_grid=(1e-5, 1e-1), groups=groups, details=whole)
+    assert leaky["holdout_top1"] > 95
+    assert whole["holdout_top1"] < 50
 
 
 def test_extract_features_pools_several_cls_and_restores_mode():

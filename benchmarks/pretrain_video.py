@@ -536,6 +536,101 @@ def long_run(args: argparse.Namespace) -> dict[str, Any]:
             "train_csv": str(csv.relative_to(ROOT))}
 
 
+def bundled_sources() -> Any:
+    """Each bundled train clip's source video (motion x camera) id, in the list's order: its overlapping
+    windows (8 frames, stride 3) are near-duplicates, the groups a leak-free probe holdout keeps whole."""
+    import torch
+
+    from representations.data.video import bundled_set_dir, parse_clip_list
+
+    names = [path.name.rsplit("_train_", 1)[0] for path, _ in parse_clip_list(bundled_set_dir() / "train.csv")]
+    ids = {name: i for i, name in enumerate(dict.fromkeys(names))}
+    return torch.tensor([ids[name] for name in names])
+
+
+def probe_l2_rows(name: str, train_f, test_f, train, test, groups, seed: int) -> dict[str, Any]:
+    """The linear probe's test top-1 at every L2 of the grid, and the L2 (and its test top-1) that the
+    default random holdout and a holdout of whole source videos choose."""
+    from representations.evaluation import L2_GRID, linear_probe
+
+    row: dict[str, Any] = {"features": name, "seed": seed, "test_top1_by_l2": {}}
+    for l2 in (*L2_GRID, 1.0, 10.0):  # past the grid's end: does the test score peak inside it?
+        row["test_top1_by_l2"][str(l2)] = round(linear_probe(train_f, train.labels, test_f, test.labels,
+                                                             l2_grid=(l2,), seed=seed), 2)
+    for key, groups_or_none in (("random_holdout", None), ("source_holdout", groups)):
+        details: dict[str, float] = {}
+        linear_probe(train_f, train.labels, test_f, test.labels, seed=seed, groups=groups_or_none, details=details)
+        row[key] = {"l2": details["l2"], "holdout_top1": round(details["holdout_top1"], 2),
+                    "test_top1": row["test_top1_by_l2"][str(details["l2"])]}
+    return row
+
+
+def probe_l2_markdown(result: dict[str, Any]) -> str:
+    """Mean test top-1 per feature set at every L2, and at the L2 each holdout picks."""
+    groups: dict[str, list[dict[str, Any]]] = {}
+    for row in result["rows"]:
+        groups.setdefault(row["features"], []).append(row)
+    l2s = list(result["rows"][0]["test_top1_by_l2"])
+    lines = ["# Linear probe vs its L2 on the bundled DeepMimic clips", "", result["what"] + ".", "",
+             "Test top-1 %, mean over the seeds listed (one per row: untrained encoders and runs; raw pixels once).",
+             "", f"| features | seeds | {' | '.join(f'L2 {v}' for v in l2s)} | random holdout | whole-source holdout |",
+             "|---|---|" + "---|" * (len(l2s) + 2)]
+    for name, rows in groups.items():
+        def mean(values) -> str:
+            return f"{statistics.mean(values):.2f}"
+
+        curve = " | ".join(mean([r["test_top1_by_l2"][v] for r in rows]) for v in l2s)
+        picks = [f"{mean([r[k]['test_top1'] for r in rows])} (L2 {', '.join(str(r[k]['l2']) for r in rows)})"
+                 for k in ("random_holdout", "source_holdout")]
+        lines.append(f"| {name} | {', '.join(str(r['seed']) for r in rows)} | {curve} | {' | '.join(picks)} |")
+    return "\n".join(lines) + "\n"
+
+
+def probe_l2(args: argparse.Namespace, run_dirs: list[str]) -> dict[str, Any]:
+    """How the linear probe's L2 choice moves its score on the bundled clips: untrained encoders (one
+    per seed), raw pixels and the teachers of finished runs, each probed at every L2 of the grid and
+    with the L2 that a random or a whole-source holdout picks."""
+    import torch
+    import yaml
+
+    torch.set_num_threads(1)
+    from representations.encoders import load_pretrained
+    from representations.evaluation import extract_features
+    from representations.objectives.base import encoder_features
+    from representations.pretrain.build import build_model_encoder, load_data
+
+    cfg = compose(common_overrides(args))
+    train, test = load_data(cfg["data"], 0)
+    groups = bundled_sources()
+    if len(groups) != len(train):
+        raise SystemExit(f"{len(groups)} sources for {len(train)} train clips: --probe-l2 needs the bundled clips")
+
+    def features(encoder):
+        fn = lambda x: encoder_features(encoder.eval(), x)  # noqa: E731
+        return extract_features(fn, train.clips, 256, "cpu"), extract_features(fn, test.clips, 256, "cpu")
+
+    rows = [probe_l2_rows("raw pixels", train.clips.flatten(1).float() / 255, test.clips.flatten(1).float() / 255,
+                          train, test, groups, 0)]
+    for seed in args.seeds:
+        torch.manual_seed(seed)
+        encoder = build_model_encoder(cfg["encoder"], cfg["method"], 3, train.image_size)
+        rows.append(probe_l2_rows("untrained VideoViT", *features(encoder), train, test, groups, seed))
+    for run in run_dirs:
+        run_cfg = yaml.safe_load((Path(run) / "config.yaml").read_text())
+        label = f"{Path(run).name.rsplit('_s', 1)[0]} ({run_cfg['steps']} steps)"
+        rows.append(probe_l2_rows(label, *features(load_pretrained(Path(run) / "encoder.pt")), train, test, groups,
+                                  int(run_cfg["seed"])))
+        print(json.dumps(rows[-1]), flush=True)
+    n_sources = int(groups.unique().numel())
+    return {"what": "linear probe of frozen [CLS] (raw pixels: flattened clips) on the bundled DeepMimic clips at "
+                    "every L2 of the grid (1e-5 to 0.1) and two past it, and the L2 chosen on a random 20% holdout "
+                    "of the train clips (the default) "
+                    f"or on whole source videos (motion x camera, {n_sources} sources; windows of one source overlap "
+                    "5 of 8 frames, the test split is later in time)",
+            "command": "OMP_NUM_THREADS=1 python benchmarks/pretrain_video.py --probe-l2 RUN_DIR ...",
+            "rows": rows}
+
+
 def run_one(job: tuple[str, list[str], int, str, int, bool]) -> dict[str, Any]:
     """One pretraining run in a worker process (1 torch thread); ``token_mean`` adds probes of the
     teacher's and the student's mean patch token."""
@@ -861,6 +956,9 @@ def main() -> None:
     parser.add_argument("--token-mean", action="store_true",
                         help="also probe the mean of the last layer's patch tokens (MAE's pooling) of the teacher, "
                              "the student and the untrained encoders")
+    parser.add_argument("--probe-l2", nargs="+", default=None, metavar="RUN_DIR",
+                        help="only probe raw pixels, untrained encoders and these runs' teachers at every L2 and "
+                             "with a random vs a whole-source holdout (pretrain_video_probe_l2.json)")
     parser.add_argument("--figure", action="store_true",
                         help="only redraw benchmarks/results/pretrain_video.png from the committed result files")
     parser.add_argument("--probe-run", default=None, metavar="RUN_DIR",
@@ -893,6 +991,12 @@ def main() -> None:
         result = long_run(args)
         print(json.dumps(result, indent=2))
         atomic_write_json(ROOT / "benchmarks" / "results" / f"pretrain_video_{args.long_run}_steps.json", result)
+        return
+    if args.probe_l2:
+        result = probe_l2(args, args.probe_l2)
+        out = ROOT / "benchmarks" / "results" / "pretrain_video_probe_l2"
+        atomic_write_json(out.with_suffix(".json"), result)
+        atomic_write_text(out.with_suffix(".md"), probe_l2_markdown(result))
         return
     if args.figure:
         figure(ROOT / "benchmarks" / "results" / "pretrain_video.png")

@@ -337,6 +337,29 @@ def test_patch_token_features_are_the_mean_of_the_normalised_clips_tokens():
     assert not torch.allclose(encoder_features(encoder, video), by_hand)  # not the [CLS]
 
 
+def test_probe_l2_rows_score_each_holdouts_pick_on_the_curve():
+    """--probe-l2: the L2 each holdout picks is the one linear_probe picks with that holdout, and the
+    test score reported for it is the curve's value at that L2 (on overlapping Gaussian classes)."""
+    from types import SimpleNamespace
+
+    from benchmarks.pretrain_video import probe_l2_rows
+    from representations.evaluation import linear_probe
+
+    gen = torch.Generator().manual_seed(0)
+    centres = torch.randn(5, 16, generator=gen) * 0.7
+    y = torch.randint(0, 5, (300,), generator=gen)
+    x = centres[y] + torch.randn(300, 16, generator=gen)
+    train, test = SimpleNamespace(labels=y[:200]), SimpleNamespace(labels=y[200:])
+    groups = torch.arange(200) // 10
+    row = probe_l2_rows("toy", x[:200], x[200:], train, test, groups, seed=3)
+    assert list(row["test_top1_by_l2"]) == ["1e-05", "0.0001", "0.001", "0.01", "0.1", "1.0", "10.0"]
+    for key, g in (("random_holdout", None), ("source_holdout", groups)):
+        details: dict = {}
+        score = linear_probe(x[:200], y[:200], x[200:], y[200:], seed=3, groups=g, details=details)
+        assert row[key]["l2"] == details["l2"] and row[key]["test_top1"] == round(score, 2)
+        assert row[key]["test_top1"] == row["test_top1_by_l2"][str(details["l2"])]
+
+
 def test_a_streamed_run_is_the_in_memory_run(tmp_path):
     """data.stream=true (clips decoded per batch, the next batch prefetched) trains on the same tensors:
     the same losses at every step and the same evaluation as the run that decodes everything up front."""

@@ -558,6 +558,8 @@ def probe_l2_rows(name: str, train_f, test_f, train, test, groups, seed: int) ->
         row["test_top1_by_l2"][str(l2)] = round(linear_probe(train_f, train.labels, test_f, test.labels,
                                                              l2_grid=(l2,), seed=seed), 2)
     for key, groups_or_none in (("random_holdout", None), ("source_holdout", groups)):
+        if key == "source_holdout" and groups is None:
+            continue
         details: dict[str, float] = {}
         linear_probe(train_f, train.labels, test_f, test.labels, seed=seed, groups=groups_or_none, details=details)
         row[key] = {"l2": details["l2"], "holdout_top1": round(details["holdout_top1"], 2),
@@ -571,25 +573,29 @@ def probe_l2_markdown(result: dict[str, Any]) -> str:
     for row in result["rows"]:
         groups.setdefault(row["features"], []).append(row)
     l2s = list(result["rows"][0]["test_top1_by_l2"])
-    lines = ["# Linear probe vs its L2 on the bundled DeepMimic clips", "", result["what"] + ".", "",
+    holdouts = [k for k in ("random_holdout", "source_holdout") if k in result["rows"][0]]
+    titles = {"random_holdout": "random holdout", "source_holdout": "whole-source holdout"}
+    lines = ["# Linear probe vs its L2", "", result["what"] + ".", "",
              "Test top-1 %, mean over the seeds listed (one per row: untrained encoders and runs; raw pixels once).",
-             "", f"| features | seeds | {' | '.join(f'L2 {v}' for v in l2s)} | random holdout | whole-source holdout |",
-             "|---|---|" + "---|" * (len(l2s) + 2)]
+             "", f"| features | seeds | {' | '.join(f'L2 {v}' for v in l2s)} | "
+                 f"{' | '.join(titles[k] for k in holdouts)} |",
+             "|---|---|" + "---|" * (len(l2s) + len(holdouts))]
     for name, rows in groups.items():
         def mean(values) -> str:
             return f"{statistics.mean(values):.2f}"
 
         curve = " | ".join(mean([r["test_top1_by_l2"][v] for r in rows]) for v in l2s)
         picks = [f"{mean([r[k]['test_top1'] for r in rows])} (L2 {', '.join(str(r[k]['l2']) for r in rows)})"
-                 for k in ("random_holdout", "source_holdout")]
+                 for k in holdouts]
         lines.append(f"| {name} | {', '.join(str(r['seed']) for r in rows)} | {curve} | {' | '.join(picks)} |")
     return "\n".join(lines) + "\n"
 
 
 def probe_l2(args: argparse.Namespace, run_dirs: list[str]) -> dict[str, Any]:
-    """How the linear probe's L2 choice moves its score on the bundled clips: untrained encoders (one
-    per seed), raw pixels and the teachers of finished runs, each probed at every L2 of the grid and
-    with the L2 that a random or a whole-source holdout picks."""
+    """How the linear probe's L2 choice moves its score on the bundled clips (or, with
+    ``--fashion-sanity``, the moving Fashion-MNIST clips): untrained encoders (one per seed), raw pixels
+    and the teachers of finished runs, each probed at every L2 of the grid and with the L2 that a random
+    or (bundled clips) a whole-source holdout picks."""
     import torch
     import yaml
 
@@ -601,9 +607,8 @@ def probe_l2(args: argparse.Namespace, run_dirs: list[str]) -> dict[str, Any]:
 
     cfg = compose(common_overrides(args))
     train, test = load_data(cfg["data"], 0)
-    groups = bundled_sources()
-    if len(groups) != len(train):
-        raise SystemExit(f"{len(groups)} sources for {len(train)} train clips: --probe-l2 needs the bundled clips")
+    bundled = cfg["data"]["source"] == "deepmimic_video"
+    groups = bundled_sources() if bundled else None  # other clips: no source holdout
 
     def features(encoder):
         fn = lambda x: encoder_features(encoder.eval(), x)  # noqa: E731
@@ -617,17 +622,21 @@ def probe_l2(args: argparse.Namespace, run_dirs: list[str]) -> dict[str, Any]:
         rows.append(probe_l2_rows("untrained VideoViT", *features(encoder), train, test, groups, seed))
     for run in run_dirs:
         run_cfg = yaml.safe_load((Path(run) / "config.yaml").read_text())
-        label = f"{Path(run).name.rsplit('_s', 1)[0]} ({run_cfg['steps']} steps)"
+        name = Path(run).name  # a warm start's stages are named by their parent run
+        name = f"{Path(run).parent.name} {name}" if name.startswith("stage") else name
+        seed_tag = f"_s{run_cfg['seed']}"
+        label = f"{name.replace(seed_tag, '')} ({run_cfg['steps']} steps)"
         rows.append(probe_l2_rows(label, *features(load_pretrained(Path(run) / "encoder.pt")), train, test, groups,
                                   int(run_cfg["seed"])))
         print(json.dumps(rows[-1]), flush=True)
-    n_sources = int(groups.unique().numel())
-    return {"what": "linear probe of frozen [CLS] (raw pixels: flattened clips) on the bundled DeepMimic clips at "
-                    "every L2 of the grid (1e-5 to 0.1) and two past it, and the L2 chosen on a random 20% holdout "
-                    "of the train clips (the default) "
-                    f"or on whole source videos (motion x camera, {n_sources} sources; windows of one source overlap "
-                    "5 of 8 frames, the test split is later in time)",
-            "command": "OMP_NUM_THREADS=1 python benchmarks/pretrain_video.py --probe-l2 RUN_DIR ...",
+    holdouts = "the L2 chosen on a random 20% holdout of the train clips (the default)"
+    if groups is not None:
+        holdouts += (f" or on whole source videos (motion x camera, {int(groups.unique().numel())} sources; windows of "
+                     "one source overlap 5 of 8 frames, the test split is later in time)")
+    data = "the bundled DeepMimic clips" if bundled else cfg["data"].get("path", "the configured clips")
+    return {"what": f"linear probe of frozen [CLS] (raw pixels: flattened clips) on {data} at every L2 of the grid "
+                    f"(1e-5 to 0.1) and two past it, and {holdouts}",
+            "command": "OMP_NUM_THREADS=1 python benchmarks/pretrain_video.py [--fashion-sanity] --probe-l2 RUN ...",
             "rows": rows}
 
 
@@ -992,12 +1001,6 @@ def main() -> None:
         print(json.dumps(result, indent=2))
         atomic_write_json(ROOT / "benchmarks" / "results" / f"pretrain_video_{args.long_run}_steps.json", result)
         return
-    if args.probe_l2:
-        result = probe_l2(args, args.probe_l2)
-        out = ROOT / "benchmarks" / "results" / "pretrain_video_probe_l2"
-        atomic_write_json(out.with_suffix(".json"), result)
-        atomic_write_text(out.with_suffix(".md"), probe_l2_markdown(result))
-        return
     if args.figure:
         figure(ROOT / "benchmarks" / "results" / "pretrain_video.png")
         return
@@ -1027,6 +1030,12 @@ def main() -> None:
         args.only = args.only if args.only is not None else ["m2crl", "m2crl/lr_x8_ema_0.99"]
         if args.out == parser.get_default("out"):
             args.out = f"{args.out}_fashion_sanity"
+    if args.probe_l2:
+        result = probe_l2(args, args.probe_l2)
+        out = ROOT / "benchmarks" / "results" / f"pretrain_video_probe_l2{'_fashion' if args.fashion_sanity else ''}"
+        atomic_write_json(out.with_suffix(".json"), result)
+        atomic_write_text(out.with_suffix(".md"), probe_l2_markdown(result))
+        return
     if args.quick:
         args.finetune_epochs, args.rounds = 1, 3
     began = time.time()

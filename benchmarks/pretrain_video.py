@@ -550,18 +550,20 @@ def bundled_sources() -> Any:
 
 def probe_l2_rows(name: str, train_f, test_f, train, test, groups, seed: int) -> dict[str, Any]:
     """The linear probe's test top-1 at every L2 of the grid, and the L2 (and its test top-1) that the
-    default random holdout and a holdout of whole source videos choose."""
+    default random holdout, a holdout of whole source videos and one of each source's latest clips
+    (cut like the test split) choose."""
     from representations.evaluation import L2_GRID, linear_probe
 
     row: dict[str, Any] = {"features": name, "seed": seed, "test_top1_by_l2": {}}
     for l2 in (*L2_GRID, 1.0, 10.0):  # past the grid's end: does the test score peak inside it?
         row["test_top1_by_l2"][str(l2)] = round(linear_probe(train_f, train.labels, test_f, test.labels,
                                                              l2_grid=(l2,), seed=seed), 2)
-    for key, groups_or_none in (("random_holdout", None), ("source_holdout", groups)):
-        if key == "source_holdout" and groups is None:
-            continue
+    holdouts = {"random_holdout": {}}
+    if groups is not None:
+        holdouts.update(source_holdout={"groups": groups}, latest_holdout={"groups": groups, "latest": True})
+    for key, kwargs in holdouts.items():
         details: dict[str, float] = {}
-        linear_probe(train_f, train.labels, test_f, test.labels, seed=seed, groups=groups_or_none, details=details)
+        linear_probe(train_f, train.labels, test_f, test.labels, seed=seed, details=details, **kwargs)
         row[key] = {"l2": details["l2"], "holdout_top1": round(details["holdout_top1"], 2),
                     "test_top1": row["test_top1_by_l2"][str(details["l2"])]}
     return row
@@ -573,8 +575,9 @@ def probe_l2_markdown(result: dict[str, Any]) -> str:
     for row in result["rows"]:
         groups.setdefault(row["features"], []).append(row)
     l2s = list(result["rows"][0]["test_top1_by_l2"])
-    holdouts = [k for k in ("random_holdout", "source_holdout") if k in result["rows"][0]]
-    titles = {"random_holdout": "random holdout", "source_holdout": "whole-source holdout"}
+    titles = {"random_holdout": "random holdout", "source_holdout": "whole-source holdout",
+              "latest_holdout": "latest-clips holdout"}
+    holdouts = [k for k in titles if k in result["rows"][0]]
     lines = ["# Linear probe vs its L2", "", result["what"] + ".", "",
              "Test top-1 %, mean over the seeds listed (one per row: untrained encoders and runs; raw pixels once).",
              "", f"| features | seeds | {' | '.join(f'L2 {v}' for v in l2s)} | "
@@ -631,8 +634,9 @@ def probe_l2(args: argparse.Namespace, run_dirs: list[str]) -> dict[str, Any]:
         print(json.dumps(rows[-1]), flush=True)
     holdouts = "the L2 chosen on a random 20% holdout of the train clips (the default)"
     if groups is not None:
-        holdouts += (f" or on whole source videos (motion x camera, {int(groups.unique().numel())} sources; windows of "
-                     "one source overlap 5 of 8 frames, the test split is later in time)")
+        holdouts += (f", on whole source videos (motion x camera, {int(groups.unique().numel())} sources; windows of "
+                     "one source overlap 5 of 8 frames, the test split is later in time) or on the latest 20% of "
+                     "each source's train clips (cut like the test split)")
     data = "the bundled DeepMimic clips" if bundled else cfg["data"].get("path", "the configured clips")
     return {"what": f"linear probe of frozen [CLS] (raw pixels: flattened clips) on {data} at every L2 of the grid "
                     f"(1e-5 to 0.1) and two past it, and {holdouts}",

@@ -112,23 +112,33 @@ def _accuracy(weight: torch.Tensor, bias: torch.Tensor, x: torch.Tensor, y: torc
     return 100.0 * float(((x.double() @ weight.T + bias).argmax(dim=1) == y.long()).double().mean())
 
 
-def holdout_split(n: int, holdout: float, seed: int = 0,
-                  groups: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def holdout_split(n: int, holdout: float, seed: int = 0, groups: torch.Tensor | None = None,
+                  latest: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """(held-out rows, fit rows) for choosing the probe's L2: a seeded random ``holdout`` share of
     ``n`` rows, or, with ``groups`` (one id per row), whole groups drawn in seeded order until they
     hold that share. Rows of one group (overlapping windows of one video) are near-duplicates: split
-    between fit and held-out rows, they reward memorising and pick the weakest penalty.
+    between fit and held-out rows, they reward memorising and pick the weakest penalty. With
+    ``latest`` (rows of a group in time order), the last ``holdout`` share of every group is held out,
+    as a test split cut by time inside each video is.
     """
     if not 0.0 < holdout < 1.0:
         raise ValueError(f"holdout must be in (0, 1), got {holdout}")
     n_val = max(1, int(round(holdout * n)))
     generator = torch.Generator().manual_seed(seed)
+    if groups is not None and groups.shape != (n,):
+        raise ValueError(f"groups must hold one id per train row ({n}), got shape {tuple(groups.shape)}")
+    if latest and groups is None:
+        raise ValueError("latest holds out the last rows of each group: give groups")
     if groups is None:
         order = torch.randperm(n, generator=generator)
         val_idx, fit_idx = order[:n_val], order[n_val:]
+    elif latest:
+        held = torch.zeros(n, dtype=torch.bool)
+        for group in groups.unique():
+            rows = (groups == group).nonzero().flatten()
+            held[rows[len(rows) - max(1, int(round(holdout * len(rows)))):]] = True
+        val_idx, fit_idx = held.nonzero().flatten(), (~held).nonzero().flatten()
     else:
-        if groups.shape != (n,):
-            raise ValueError(f"groups must hold one id per train row ({n}), got shape {tuple(groups.shape)}")
         ids = groups.unique()
         ids = ids[torch.randperm(len(ids), generator=generator)]
         sizes = torch.stack([(groups == i).sum() for i in ids])
@@ -143,11 +153,12 @@ def holdout_split(n: int, holdout: float, seed: int = 0,
 def linear_probe(train_features: torch.Tensor, train_labels: torch.Tensor, test_features: torch.Tensor,
                  test_labels: torch.Tensor, *, l2_grid: tuple[float, ...] = L2_GRID, holdout: float = 0.2,
                  seed: int = 0, num_classes: int | None = None, max_iter: int = 500,
-                 groups: torch.Tensor | None = None, details: dict[str, float] | None = None) -> float:
+                 groups: torch.Tensor | None = None, latest: bool = False,
+                 details: dict[str, float] | None = None) -> float:
     """Top-1 (%) of a converged L2-regularised logistic regression on frozen, standardised features.
 
     The L2 strength is chosen on a seeded ``holdout`` share of the TRAIN features (never the test
-    set; ``holdout_split``, whole ``groups`` when given): fit on the rest for every value of
+    set; ``holdout_split``: whole ``groups``, or each group's ``latest`` rows): fit on the rest for every value of
     ``l2_grid``, keep the best held-out accuracy (ties: the stronger penalty), refit on all train
     features and score the test features. ``details``, when given, receives the chosen ``l2`` and its
     held-out accuracy.
@@ -155,7 +166,7 @@ def linear_probe(train_features: torch.Tensor, train_labels: torch.Tensor, test_
     if not l2_grid:
         raise ValueError("l2_grid must hold at least one value")
     num_classes = num_classes or int(max(train_labels.max(), test_labels.max()).item()) + 1
-    val_idx, fit_idx = holdout_split(train_features.shape[0], holdout, seed, groups)
+    val_idx, fit_idx = holdout_split(train_features.shape[0], holdout, seed, groups, latest)
     x_fit, x_val = _standardise(train_features[fit_idx], train_features[val_idx])
     best_l2, best_acc = None, -1.0
     for l2 in sorted(l2_grid, reverse=True):

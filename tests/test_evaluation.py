@@ -104,6 +104,17 @@ def test_grouped_holdout_takes_whole_groups():
         holdout_split(120, 0.2, groups=groups[:10])
 
 
+def test_latest_holdout_takes_the_end_of_every_group():
+    """latest=True: the last round(0.2 * size) rows of each group (in row order), whatever the seed."""
+    groups = torch.tensor([0] * 10 + [1] * 5 + [0] * 5 + [2] * 3)  # group 0 has rows 0-9 and 15-19
+    val, fit = holdout_split(len(groups), 0.2, seed=7, groups=groups, latest=True)
+    assert val.tolist() == [14, 17, 18, 19, 22]  # group 1: 1 of 5; group 0: 3 of 15; group 2: max(1, 0.6 -> 1)
+    assert sorted(torch.cat([val, fit]).tolist()) == list(range(23))
+    assert torch.equal(val, holdout_split(len(groups), 0.2, seed=0, groups=groups, latest=True)[0])
+    with pytest.raises(ValueError, match="give groups"):
+        holdout_split(23, 0.2, latest=True)
+
+
 def test_grouped_holdout_stops_near_duplicates_rewarding_memorisation():
     """Rows that are noisy copies of their group's point, labels random per group: a random holdout
     sees copies of its rows in the fit set and scores near 100% (the L2 it picks rewards memorising); holding out

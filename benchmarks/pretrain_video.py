@@ -637,7 +637,8 @@ def probe_l2(args: argparse.Namespace, run_dirs: list[str]) -> dict[str, Any]:
         holdouts += (f", on whole source videos (motion x camera, {int(groups.unique().numel())} sources; windows of "
                      "one source overlap 5 of 8 frames, the test split is later in time) or on the latest 20% of "
                      "each source's train clips (cut like the test split)")
-    data = "the bundled DeepMimic clips" if bundled else cfg["data"].get("path", "the configured clips")
+    data = ("the bundled DeepMimic clips" if bundled else "the moving Fashion-MNIST clips of --fashion-sanity"
+            if args.fashion_sanity else cfg["data"].get("path", "the configured clips"))
     return {"what": f"linear probe of frozen [CLS] (raw pixels: flattened clips) on {data} at every L2 of the grid "
                     f"(1e-5 to 0.1) and two past it, and {holdouts}",
             "command": "OMP_NUM_THREADS=1 python benchmarks/pretrain_video.py [--fashion-sanity] --probe-l2 RUN ...",

@@ -536,6 +536,9 @@ def long_run(args: argparse.Namespace) -> dict[str, Any]:
             "train_csv": str(csv.relative_to(ROOT))}
 
 
+BUNDLED_OVERLAP = 2  # 8-frame windows at stride 3: a window shares frames with the 2 before it
+
+
 def bundled_sources() -> Any:
     """Each bundled train clip's source video (motion x camera) id, in the list's order: its overlapping
     windows (8 frames, stride 3) are near-duplicates, the groups a leak-free probe holdout keeps whole."""
@@ -560,7 +563,8 @@ def probe_l2_rows(name: str, train_f, test_f, train, test, groups, seed: int) ->
                                                              l2_grid=(l2,), seed=seed), 2)
     holdouts = {"random_holdout": {}}
     if groups is not None:
-        holdouts.update(source_holdout={"groups": groups}, latest_holdout={"groups": groups, "latest": True})
+        holdouts.update(source_holdout={"groups": groups}, latest_holdout={"groups": groups, "latest": True},
+                        purged_latest_holdout={"groups": groups, "latest": True, "gap": BUNDLED_OVERLAP})
     for key, kwargs in holdouts.items():
         details: dict[str, float] = {}
         linear_probe(train_f, train.labels, test_f, test.labels, seed=seed, details=details, **kwargs)
@@ -576,7 +580,7 @@ def probe_l2_markdown(result: dict[str, Any]) -> str:
         groups.setdefault(row["features"], []).append(row)
     l2s = list(result["rows"][0]["test_top1_by_l2"])
     titles = {"random_holdout": "random holdout", "source_holdout": "whole-source holdout",
-              "latest_holdout": "latest-clips holdout"}
+              "latest_holdout": "latest-clips holdout", "purged_latest_holdout": "latest clips, overlap purged"}
     holdouts = [k for k in titles if k in result["rows"][0]]
     lines = ["# Linear probe vs its L2", "", result["what"] + ".", "",
              "Test top-1 %, mean over the seeds listed (one per row: untrained encoders and runs; raw pixels once).",
@@ -636,7 +640,8 @@ def probe_l2(args: argparse.Namespace, run_dirs: list[str]) -> dict[str, Any]:
     if groups is not None:
         holdouts += (f", on whole source videos (motion x camera, {int(groups.unique().numel())} sources; windows of "
                      "one source overlap 5 of 8 frames, the test split is later in time) or on the latest 20% of "
-                     "each source's train clips (cut like the test split)")
+                     "each source's train clips (cut like the test split), with and without the 2 windows before "
+                     "the cut (which share frames with the first held-out one) left out of the fit")
     data = ("the bundled DeepMimic clips" if bundled else "the moving Fashion-MNIST clips of --fashion-sanity"
             if args.fashion_sanity else cfg["data"].get("path", "the configured clips"))
     return {"what": f"linear probe of frozen [CLS] (raw pixels: flattened clips) on {data} at every L2 of the grid "

@@ -113,13 +113,14 @@ def _accuracy(weight: torch.Tensor, bias: torch.Tensor, x: torch.Tensor, y: torc
 
 
 def holdout_split(n: int, holdout: float, seed: int = 0, groups: torch.Tensor | None = None,
-                  latest: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+                  latest: bool = False, gap: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
     """(held-out rows, fit rows) for choosing the probe's L2: a seeded random ``holdout`` share of
     ``n`` rows, or, with ``groups`` (one id per row), whole groups drawn in seeded order until they
     hold that share. Rows of one group (overlapping windows of one video) are near-duplicates: split
     between fit and held-out rows, they reward memorising and pick the weakest penalty. With
     ``latest`` (rows of a group in time order), the last ``holdout`` share of every group is held out,
-    as a test split cut by time inside each video is.
+    as a test split cut by time inside each video is, and the ``gap`` rows before each cut (windows
+    that share frames with the first held-out one) are left out of the fit.
     """
     if not 0.0 < holdout < 1.0:
         raise ValueError(f"holdout must be in (0, 1), got {holdout}")
@@ -129,15 +130,19 @@ def holdout_split(n: int, holdout: float, seed: int = 0, groups: torch.Tensor | 
         raise ValueError(f"groups must hold one id per train row ({n}), got shape {tuple(groups.shape)}")
     if latest and groups is None:
         raise ValueError("latest holds out the last rows of each group: give groups")
+    if gap < 0 or (gap and not latest):
+        raise ValueError(f"gap ({gap}) purges rows before each group's cut: a count >= 0, with latest")
     if groups is None:
         order = torch.randperm(n, generator=generator)
         val_idx, fit_idx = order[:n_val], order[n_val:]
     elif latest:
-        held = torch.zeros(n, dtype=torch.bool)
+        held, purged = torch.zeros(n, dtype=torch.bool), torch.zeros(n, dtype=torch.bool)
         for group in groups.unique():
             rows = (groups == group).nonzero().flatten()
-            held[rows[len(rows) - max(1, int(round(holdout * len(rows)))):]] = True
-        val_idx, fit_idx = held.nonzero().flatten(), (~held).nonzero().flatten()
+            cut = len(rows) - max(1, int(round(holdout * len(rows))))
+            held[rows[cut:]] = True
+            purged[rows[max(0, cut - gap):cut]] = True
+        val_idx, fit_idx = held.nonzero().flatten(), (~held & ~purged).nonzero().flatten()
     else:
         ids = groups.unique()
         ids = ids[torch.randperm(len(ids), generator=generator)]
@@ -153,20 +158,20 @@ def holdout_split(n: int, holdout: float, seed: int = 0, groups: torch.Tensor | 
 def linear_probe(train_features: torch.Tensor, train_labels: torch.Tensor, test_features: torch.Tensor,
                  test_labels: torch.Tensor, *, l2_grid: tuple[float, ...] = L2_GRID, holdout: float = 0.2,
                  seed: int = 0, num_classes: int | None = None, max_iter: int = 500,
-                 groups: torch.Tensor | None = None, latest: bool = False,
+                 groups: torch.Tensor | None = None, latest: bool = False, gap: int = 0,
                  details: dict[str, float] | None = None) -> float:
     """Top-1 (%) of a converged L2-regularised logistic regression on frozen, standardised features.
 
     The L2 strength is chosen on a seeded ``holdout`` share of the TRAIN features (never the test
-    set; ``holdout_split``: whole ``groups``, or each group's ``latest`` rows): fit on the rest for every value of
-    ``l2_grid``, keep the best held-out accuracy (ties: the stronger penalty), refit on all train
-    features and score the test features. ``details``, when given, receives the chosen ``l2`` and its
-    held-out accuracy.
+    set; ``holdout_split``: whole ``groups``, or each group's ``latest`` rows after a ``gap``): fit on
+    the rest for every value of ``l2_grid``, keep the best held-out accuracy (ties: the stronger
+    penalty), refit on all train features and score the test features. ``details``, when given,
+    receives the chosen ``l2`` and its held-out accuracy.
     """
     if not l2_grid:
         raise ValueError("l2_grid must hold at least one value")
     num_classes = num_classes or int(max(train_labels.max(), test_labels.max()).item()) + 1
-    val_idx, fit_idx = holdout_split(train_features.shape[0], holdout, seed, groups, latest)
+    val_idx, fit_idx = holdout_split(train_features.shape[0], holdout, seed, groups, latest, gap)
     x_fit, x_val = _standardise(train_features[fit_idx], train_features[val_idx])
     best_l2, best_acc = None, -1.0
     for l2 in sorted(l2_grid, reverse=True):

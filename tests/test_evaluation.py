@@ -113,6 +113,12 @@ def test_latest_holdout_takes_the_end_of_every_group():
     assert torch.equal(val, holdout_split(len(groups), 0.2, seed=0, groups=groups, latest=True)[0])
     with pytest.raises(ValueError, match="give groups"):
         holdout_split(23, 0.2, latest=True)
+    # gap=2: the two rows before each cut leave the fit (group 0: 15, 16; group 1: 12, 13; group 2: 20, 21)
+    val, fit = holdout_split(len(groups), 0.2, groups=groups, latest=True, gap=2)
+    assert val.tolist() == [14, 17, 18, 19, 22]
+    assert sorted(fit.tolist()) == [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11]
+    with pytest.raises(ValueError, match="with latest"):
+        holdout_split(23, 0.2, groups=groups, gap=2)
 
 
 def test_grouped_holdout_stops_near_duplicates_rewarding_memorisation():

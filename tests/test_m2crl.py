@@ -354,7 +354,8 @@ def test_probe_l2_rows_score_each_holdouts_pick_on_the_curve():
     row = probe_l2_rows("toy", x[:200], x[200:], train, test, groups, seed=3)
     assert list(row["test_top1_by_l2"]) == ["1e-05", "0.0001", "0.001", "0.01", "0.1", "1.0", "10.0"]
     for key, kwargs in (("random_holdout", {}), ("source_holdout", {"groups": groups}),
-                        ("latest_holdout", {"groups": groups, "latest": True})):
+                        ("latest_holdout", {"groups": groups, "latest": True}),
+                        ("purged_latest_holdout", {"groups": groups, "latest": True, "gap": 2})):
         details: dict = {}
         score = linear_probe(x[:200], y[:200], x[200:], y[200:], seed=3, details=details, **kwargs)
         assert row[key]["l2"] == details["l2"] and row[key]["test_top1"] == round(score, 2)

@@ -553,8 +553,9 @@ def bundled_sources() -> Any:
 
 def probe_l2_rows(name: str, train_f, test_f, train, test, groups, seed: int) -> dict[str, Any]:
     """The linear probe's test top-1 at every L2 of the grid, and the L2 (and its test top-1) that the
-    default random holdout, a holdout of whole source videos and one of each source's latest clips
-    (cut like the test split) choose."""
+    default random holdout and, given the sources, a holdout of whole source videos and one of each
+    source's latest clips (cut like the test split), without and with the overlapping windows before
+    the cut purged from the fit, choose."""
     from representations.evaluation import L2_GRID, linear_probe
 
     row: dict[str, Any] = {"features": name, "seed": seed, "test_top1_by_l2": {}}
@@ -601,8 +602,8 @@ def probe_l2_markdown(result: dict[str, Any]) -> str:
 def probe_l2(args: argparse.Namespace, run_dirs: list[str]) -> dict[str, Any]:
     """How the linear probe's L2 choice moves its score on the bundled clips (or, with
     ``--fashion-sanity``, the moving Fashion-MNIST clips): untrained encoders (one per seed), raw pixels
-    and the teachers of finished runs, each probed at every L2 of the grid and with the L2 that a random
-    or (bundled clips) a whole-source holdout picks."""
+    and the teachers of finished runs, each probed at every L2 of the grid and with the L2 each holdout
+    of ``probe_l2_rows`` picks (the bundled clips have sources; other clips only the random one)."""
     import torch
     import yaml
 
@@ -673,7 +674,8 @@ def run_one(job: tuple[str, list[str], int, str, int, bool]) -> dict[str, Any]:
            "wall_s": round(time.time() - began, 1), "run_dir": run_dir, "reused": finished}
     student = student_scores(cfg, run_dir, seed)
     row.update(student_knn_top1=student["knn_top1"], student_linear_top1=student["linear_top1"])
-    train, test = load_data(cfg["data"], seed)
+    if token_mean or (ft_epochs and name == "m2crl"):
+        train, test = load_data(cfg["data"], seed)
     if token_mean:
         teacher_tokens = token_mean_scores(load_pretrained(Path(run_dir) / "encoder.pt"), train, test, cfg["eval"],
                                            seed)
@@ -977,7 +979,7 @@ def main() -> None:
                              "the student and the untrained encoders")
     parser.add_argument("--probe-l2", nargs="+", default=None, metavar="RUN_DIR",
                         help="only probe raw pixels, untrained encoders and these runs' teachers at every L2 and "
-                             "with a random vs a whole-source holdout (pretrain_video_probe_l2.json)")
+                             "at the L2 each holdout picks (pretrain_video_probe_l2.json)")
     parser.add_argument("--figure", action="store_true",
                         help="only redraw benchmarks/results/pretrain_video.png from the committed result files")
     parser.add_argument("--probe-run", default=None, metavar="RUN_DIR",

@@ -102,7 +102,7 @@ def bundled_counts() -> tuple[int, int]:
     from representations.data.video import bundled_set_dir, parse_clip_list
 
     folder = bundled_set_dir()
-    return len(parse_clip_list(folder / "train.csv")), len(parse_clip_list(folder / "test.csv"))
+    return len(parse_clip_list(folder / "train.csv")[0]), len(parse_clip_list(folder / "test.csv")[0])
 
 
 FASHION_VIDEO = ("moving Fashion-MNIST clips (sanity check, not video data): {n_train} train / {n_test} test 28 px "
@@ -444,7 +444,7 @@ def stage1_corpus(args: argparse.Namespace) -> tuple[str, list[str]]:
     from representations.data.video import parse_clip_list
 
     # unlabelled: nothing is evaluated and every clip trains (split_holdout keeps no test split)
-    return FOOTAGE.format(n=len(parse_clip_list(FOOTAGE_LIST))), clip_list(FOOTAGE_LIST)
+    return FOOTAGE.format(n=len(parse_clip_list(FOOTAGE_LIST)[0])), clip_list(FOOTAGE_LIST)
 
 
 def summarise_warm_start(result: dict[str, Any]) -> None:
@@ -536,26 +536,11 @@ def long_run(args: argparse.Namespace) -> dict[str, Any]:
             "train_csv": str(csv.relative_to(ROOT))}
 
 
-BUNDLED_OVERLAP = 2  # 8-frame windows at stride 3: a window shares frames with the 2 before it
-
-
-def bundled_sources() -> Any:
-    """Each bundled train clip's source video (motion x camera) id, in the list's order: its overlapping
-    windows (8 frames, stride 3) are near-duplicates, the groups a leak-free probe holdout keeps whole."""
-    import torch
-
-    from representations.data.video import bundled_set_dir, parse_clip_list
-
-    names = [path.name.rsplit("_train_", 1)[0] for path, _ in parse_clip_list(bundled_set_dir() / "train.csv")]
-    ids = {name: i for i, name in enumerate(dict.fromkeys(names))}
-    return torch.tensor([ids[name] for name in names])
-
-
-def probe_l2_rows(name: str, train_f, test_f, train, test, groups, seed: int) -> dict[str, Any]:
+def probe_l2_rows(name: str, train_f, test_f, train, test, groups, seed: int, gap: int = 0) -> dict[str, Any]:
     """The linear probe's test top-1 at every L2 of the grid, and the L2 (and its test top-1) that the
     default random holdout and, given the sources, a holdout of whole source videos and one of each
-    source's latest clips (cut like the test split), without and with the overlapping windows before
-    the cut purged from the fit, choose."""
+    source's latest clips (cut like the test split), without and with the ``gap`` overlapping windows
+    before the cut purged from the fit, choose."""
     from representations.evaluation import L2_GRID, linear_probe
 
     row: dict[str, Any] = {"features": name, "seed": seed, "test_top1_by_l2": {}}
@@ -565,7 +550,7 @@ def probe_l2_rows(name: str, train_f, test_f, train, test, groups, seed: int) ->
     holdouts = {"random_holdout": {}}
     if groups is not None:
         holdouts.update(source_holdout={"groups": groups}, latest_holdout={"groups": groups, "latest": True},
-                        purged_latest_holdout={"groups": groups, "latest": True, "gap": BUNDLED_OVERLAP})
+                        purged_latest_holdout={"groups": groups, "latest": True, "gap": gap})
     for key, kwargs in holdouts.items():
         details: dict[str, float] = {}
         linear_probe(train_f, train.labels, test_f, test.labels, seed=seed, details=details, **kwargs)
@@ -616,18 +601,18 @@ def probe_l2(args: argparse.Namespace, run_dirs: list[str]) -> dict[str, Any]:
     cfg = compose(common_overrides(args))
     train, test = load_data(cfg["data"], 0)
     bundled = cfg["data"]["source"] == "deepmimic_video"
-    groups = bundled_sources() if bundled else None  # other clips: no source holdout
+    groups, gap = train.sources, int(cfg["eval"]["probe_gap"])  # clips without sources: random holdout only
 
     def features(encoder):
         fn = lambda x: encoder_features(encoder.eval(), x)  # noqa: E731
         return extract_features(fn, train.clips, 256, "cpu"), extract_features(fn, test.clips, 256, "cpu")
 
     rows = [probe_l2_rows("raw pixels", train.clips.flatten(1).float() / 255, test.clips.flatten(1).float() / 255,
-                          train, test, groups, 0)]
+                          train, test, groups, 0, gap)]
     for seed in args.seeds:
         torch.manual_seed(seed)
         encoder = build_model_encoder(cfg["encoder"], cfg["method"], 3, train.image_size)
-        rows.append(probe_l2_rows("untrained VideoViT", *features(encoder), train, test, groups, seed))
+        rows.append(probe_l2_rows("untrained VideoViT", *features(encoder), train, test, groups, seed, gap))
     for run in run_dirs:
         run_cfg = yaml.safe_load((Path(run) / "config.yaml").read_text())
         name = Path(run).name  # a warm start's stages are named by their parent run
@@ -635,14 +620,14 @@ def probe_l2(args: argparse.Namespace, run_dirs: list[str]) -> dict[str, Any]:
         seed_tag = f"_s{run_cfg['seed']}"
         label = f"{name.replace(seed_tag, '')} ({run_cfg['steps']} steps)"
         rows.append(probe_l2_rows(label, *features(load_pretrained(Path(run) / "encoder.pt")), train, test, groups,
-                                  int(run_cfg["seed"])))
+                                  int(run_cfg["seed"]), gap))
         print(json.dumps(rows[-1]), flush=True)
-    holdouts = "the L2 chosen on a random 20% holdout of the train clips (the default)"
+    holdouts = "the L2 chosen on a random 20% holdout of the train clips (the default without sources)"
     if groups is not None:
         holdouts += (f", on whole source videos (motion x camera, {int(groups.unique().numel())} sources; windows of "
                      "one source overlap 5 of 8 frames, the test split is later in time) or on the latest 20% of "
-                     "each source's train clips (cut like the test split), with and without the 2 windows before "
-                     "the cut (which share frames with the first held-out one) left out of the fit")
+                     f"each source's train clips (cut like the test split), with and without the {gap} windows before "
+                     "the cut (which share frames with the first held-out one) left out of the fit (the video default)")
     data = ("the bundled DeepMimic clips" if bundled else "the moving Fashion-MNIST clips of --fashion-sanity"
             if args.fashion_sanity else cfg["data"].get("path", "the configured clips"))
     return {"what": f"linear probe of frozen [CLS] (raw pixels: flattened clips) on {data} at every L2 of the grid "
@@ -695,14 +680,16 @@ def references(args: argparse.Namespace) -> dict[str, Any]:
     torch.set_num_threads(1)
     from representations.evaluation import evaluate_features
     from representations.pretrain.build import build_model_encoder, load_data
-    from representations.pretrain.run import evaluate_encoder
+    from representations.pretrain.run import evaluate_encoder, probe_holdout
 
     cfg = compose(common_overrides(args))
     train, test = load_data(cfg["data"], 0)
     pixels = evaluate_features(train.clips.flatten(1).float() / 255, train.labels,
-                               test.clips.flatten(1).float() / 255, test.labels)
+                               test.clips.flatten(1).float() / 255, test.labels,
+                               **probe_holdout(cfg["eval"], train)[0])
     out: dict[str, Any] = {"raw pixels": {k: round(v, 2) for k, v in pixels.items()},
-                           "feature_dim_pixels": int(train.clips[0].numel())}
+                           "feature_dim_pixels": int(train.clips[0].numel()),
+                           "probe_holdout": probe_holdout(cfg["eval"], train)[1]}
     rows = []
     for seed in args.seeds:
         torch.manual_seed(seed)
@@ -908,7 +895,8 @@ def markdown(result: dict[str, Any]) -> str:
         f"Data: {result['data']}. Budget per run: {b['steps']} optimiser steps x batch {b['batch_size']} "
         f"({b['epochs']:.1f} epochs), VideoViT {b['encoder']}, 1 CPU thread. Seeds {b['seeds']}. "
         f"kNN k=20 cosine; converged logistic-regression probe "
-        "(L-BFGS, L2 chosen on 20% of train) on frozen [CLS] features. "
+        f"(L-BFGS, L2 chosen on 20% of the train clips: {ref.get('probe_holdout', 'random')} holdout) on frozen "
+        "[CLS] features. "
         "Mean ± 95% t-interval half-width over seeds.",
         "",
         "Pretrained rows: the saved encoder is the EMA teacher (as the official code); the student "

@@ -71,6 +71,7 @@ def knn_accuracy(train_features: torch.Tensor, train_labels: torch.Tensor, test_
 
 
 L2_GRID = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1)  # sklearn's default C=1 is l2 = 1/n, ~1e-4 here
+PROBE_HOLDOUT = 0.2  # share of the train features that chooses the probe's L2
 
 
 def _standardise(train: torch.Tensor, *others: torch.Tensor) -> list[torch.Tensor]:
@@ -151,12 +152,13 @@ def holdout_split(n: int, holdout: float, seed: int = 0, groups: torch.Tensor | 
         held = torch.isin(groups, taken)
         val_idx, fit_idx = held.nonzero().flatten(), (~held).nonzero().flatten()
     if fit_idx.numel() == 0:
-        raise ValueError(f"need more than {val_idx.numel()} train samples to hold out {holdout:.0%} for choosing l2")
+        raise ValueError(f"holding out {holdout:.0%} of {n} rows{' by group' if groups is not None else ''} leaves "
+                         "none to fit")
     return val_idx, fit_idx
 
 
 def linear_probe(train_features: torch.Tensor, train_labels: torch.Tensor, test_features: torch.Tensor,
-                 test_labels: torch.Tensor, *, l2_grid: tuple[float, ...] = L2_GRID, holdout: float = 0.2,
+                 test_labels: torch.Tensor, *, l2_grid: tuple[float, ...] = L2_GRID, holdout: float = PROBE_HOLDOUT,
                  seed: int = 0, num_classes: int | None = None, max_iter: int = 500,
                  groups: torch.Tensor | None = None, latest: bool = False, gap: int = 0,
                  details: dict[str, float] | None = None) -> float:
@@ -190,8 +192,10 @@ def linear_probe(train_features: torch.Tensor, train_labels: torch.Tensor, test_
 def evaluate_features(train_features: torch.Tensor, train_labels: torch.Tensor, test_features: torch.Tensor,
                       test_labels: torch.Tensor, *, k: int = 20, temperature: float = 0.07,
                       seed: int = 0, num_classes: int | None = None,
-                      l2_grid: tuple[float, ...] = L2_GRID) -> dict[str, float]:
-    """``{"knn_top1", "linear_top1", "linear_l2"}`` (percent; the probe's chosen L2) from features."""
+                      l2_grid: tuple[float, ...] = L2_GRID, groups: torch.Tensor | None = None,
+                      latest: bool = False, gap: int = 0) -> dict[str, float]:
+    """``{"knn_top1", "linear_top1", "linear_l2"}`` (percent; the probe's chosen L2) from features;
+    ``groups`` / ``latest`` / ``gap`` choose the rows that pick the L2 (``holdout_split``)."""
     if (train_labels < 0).any() or (test_labels < 0).any():
         raise ValueError("evaluation needs labelled train and test images (labels >= 0)")
     scores = {
@@ -200,6 +204,7 @@ def evaluate_features(train_features: torch.Tensor, train_labels: torch.Tensor, 
     }
     details: dict[str, float] = {}
     scores["linear_top1"] = linear_probe(train_features, train_labels, test_features, test_labels, seed=seed,
-                                         num_classes=num_classes, l2_grid=l2_grid, details=details)
+                                         num_classes=num_classes, l2_grid=l2_grid, groups=groups, latest=latest,
+                                         gap=gap, details=details)
     scores["linear_l2"] = details["l2"]
     return scores

@@ -9,8 +9,8 @@ every motion (standing, crawling, flipping); the body is one dark colour over a 
 pixels that change are the body's, not a floor texture sliding under a moving camera. Each (motion,
 camera) is one source, split by time: windows of ``--window`` frames from the first
 ``--train-fraction`` of the motion go to train, from the rest to test, never crossing the cut. Writes
-an Endo-FM style layout: ``clips/*.mp4``, ``train.csv`` / ``test.csv`` (``path,label``) and
-``classes.txt``.
+an Endo-FM style layout: ``clips/*.mp4``, ``train.csv`` / ``test.csv`` (``path,label,source``; the windows
+of one source in time order) and ``classes.txt``.
 
     python scripts/convert_video.py --out representations/data/deepmimic_video
 """
@@ -143,11 +143,11 @@ def main() -> None:
                 for a, b in windows(lo, hi, args.window, args.stride):
                     rel = f"clips/{name}_c{cam}_{split}_{a:03d}.mp4"
                     write_video(args.out / rel, np.ascontiguousarray(small[a:b]), fps=int(args.fps), quality=3)
-                    rows[split].append(f"{rel},{label}")
+                    rows[split].append(f"{rel},{label},{name}_c{cam}")  # source: motion x camera
         stats.append(f"{name}: {len(poses)} frames, cut at {cut}")
     p.disconnect()
     for split, lines in rows.items():
-        (args.out / f"{split}.csv").write_text("path,label\n" + "\n".join(lines) + "\n")
+        (args.out / f"{split}.csv").write_text("path,label,source\n" + "\n".join(lines) + "\n")
     (args.out / "classes.txt").write_text("\n".join(MOTIONS) + "\n")
     total = sum(f.stat().st_size for f in args.out.rglob("*") if f.is_file())
     print("\n".join(stats))

@@ -123,6 +123,7 @@ CASES = [
     Case(P, ("data=numpy", "data.path={tmp}/tiny.npz", "steps=0", RUN), "non-positive steps"),
     Case(P, ("data=numpy", "data.path={tmp}/tiny.npz", "lr=-1", RUN), "negative learning rate"),
     Case(P, ("data=numpy", "data.path={tmp}/tiny.npz", "init={tmp}/missing.pt", RUN), "init from a missing encoder"),
+    Case(P, ("data=numpy", "data.path={tmp}/tiny.npz", "eval.probe_holdout=newest", RUN), "unknown probe holdout"),
     Case(P, ("method=micl", "encoder=resnet_small", "data=numpy", "data.path={tmp}/tiny.npz", RUN),
          "method with an encoder it cannot use"),
     Case(P, ("method=m2crl", "data=video", "encoder=video_vit", "data.frames=4096", "data.image_size=4096", RUN),
@@ -134,6 +135,7 @@ CASES = [
     Case(PE, ("{tmp}/empty",), "folder without config.yaml"),
     Case(PE, ("{pre}", "--k", "0"), "k below 1"),
     Case(PE, ("{pre}", "--k", "5"), "other settings than the existing eval.json"),
+    Case(PE, ("{pre}", "--probe-gap", "-1"), "negative probe gap"),
 ]
 
 

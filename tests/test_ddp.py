@@ -130,7 +130,7 @@ def _m2crl_worker(rank, port, run_dir, out, listing=None, stream=False):
                             tensorboard=False, checkpoint_every=0)
         data = VideoData(clips, torch.arange(16) % 2)
         if listing is not None:
-            entries = ClipEntries.of(parse_clip_list(listing), [], "clips")
+            entries = ClipEntries.of(parse_clip_list(listing)[0], [], "clips")
             data = entries.stream(4, 32, workers=2) if stream else entries.decode(4, 32)
         trainer = Trainer(objective, data, cfg,
                           runtime=Runtime(device="cpu", seed=0), run_dir=run_dir, dist=DistContext(

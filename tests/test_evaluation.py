@@ -189,3 +189,74 @@ def test_evaluation_feeds_each_domain_what_its_methods_train_on():
         encoder = _Recorder()
         evaluate_encoder(encoder, data, data, {"k": 2, "batch_size": 6})
         assert torch.allclose(encoder.seen[0], expected, atol=1e-6), type(data).__name__
+
+
+def test_probe_holdout_follows_the_config_and_the_data():
+    """eval.probe_holdout picks holdout_split's arguments from the bank's sources; data without sources
+    falls back to the random holdout and says so; bad settings are one-line user errors."""
+    from representations.core.errors import UserError
+    from representations.data.video import VideoData
+    from representations.pretrain.run import probe_holdout
+
+    clips, labels = torch.zeros(12, 3, 1, 2, 2, dtype=torch.uint8), torch.arange(12) % 2
+    sourced = VideoData(clips, labels, sources=torch.arange(12) // 6)
+    plain = VideoData(clips, labels)
+    assert probe_holdout({}, sourced) == ({}, "random")
+    kwargs, name = probe_holdout({"probe_holdout": "latest", "probe_gap": 2}, sourced)
+    assert name == "latest (gap 2)" and kwargs["latest"] and kwargs["gap"] == 2
+    assert kwargs["groups"] is sourced.sources
+    kwargs, name = probe_holdout({"probe_holdout": "sources"}, sourced)
+    assert name == "sources" and set(kwargs) == {"groups"}
+    assert probe_holdout({"probe_holdout": "latest"}, plain) == (
+        {}, "random (eval.probe_holdout=latest, but the data names no sources)")
+    for bad in ({"probe_holdout": "newest"}, {"probe_gap": -1}, {"probe_gap": 1.5}, {"probe_gap": True}):
+        with pytest.raises(UserError, match=r"eval\.probe_"):
+            probe_holdout(bad, sourced)
+
+
+def test_evaluate_encoder_chooses_the_l2_on_each_sources_latest_clips(monkeypatch):
+    """With eval.probe_holdout=latest, the probe's L2 is chosen on the latest clips of each source of the
+    (limited) bank, after the gap: the scores equal linear_probe given those groups by hand."""
+    import representations.evaluation as evaluation
+    from representations.data.video import VideoData
+    from representations.objectives.base import PIXEL_MEAN, PIXEL_STD
+    from representations.pretrain.run import evaluate_encoder
+
+    gen = torch.Generator().manual_seed(0)
+    sources = torch.arange(20).repeat_interleave(6)  # 20 sources x 6 windows, in time order
+    start, drift = torch.rand(20, 48, generator=gen) * 150, torch.randn(20, 48, generator=gen) * 8
+    t = torch.arange(6).repeat(20).unsqueeze(1)
+    pixels = (start[sources] + t * drift[sources] + 4 * torch.randn(120, 48, generator=gen)).clamp(0, 255)
+    labels = torch.randint(0, 3, (20,), generator=gen)[sources]
+    train = VideoData(pixels.round().to(torch.uint8).view(120, 3, 1, 4, 4), labels, sources=sources)
+    test = VideoData(train.clips[::3].clone(), labels[::3])
+    seen = []
+    real_split = evaluation.holdout_split
+    monkeypatch.setattr(evaluation, "holdout_split", lambda *a, **kw: seen.append((a, kw)) or real_split(*a, **kw))
+    eval_cfg = {"k": 5, "train_limit": 90, "probe_holdout": "latest", "probe_gap": 2}
+    result = evaluate_encoder(nn.Flatten(), train, test, eval_cfg, seed=4)
+    assert result["probe_holdout"] == "latest (gap 2)"
+    bank = train.limit(90, 4)
+    (args, _), = seen
+    n, holdout, seed, groups, latest, gap = args
+    assert (n, seed, latest, gap) == (90, 4, True, 2) and torch.equal(groups, bank.sources)
+
+    def features(data):
+        return ((data.clips.float() / 255 - PIXEL_MEAN) / PIXEL_STD).flatten(1)
+
+    details: dict = {}
+    expected = evaluation.linear_probe(features(bank), bank.labels, features(test), test.labels, seed=4,
+                                       num_classes=3, groups=bank.sources, latest=True, gap=2, details=details)
+    assert result["linear_top1"] == expected and result["linear_l2"] == details["l2"]
+
+
+def test_probe_holdout_falls_back_to_random_when_sources_are_too_thin():
+    """A bank with one clip of each source (a small eval.train_limit) cannot hold out each source's
+    latest clips and still fit: the random holdout runs, and the name says why."""
+    from representations.data.video import VideoData
+    from representations.pretrain.run import probe_holdout
+
+    thin = VideoData(torch.zeros(5, 3, 1, 2, 2, dtype=torch.uint8), torch.arange(5) % 2, sources=torch.arange(5))
+    assert probe_holdout({"probe_holdout": "latest", "probe_gap": 2}, thin) == (
+        {}, "random (too few clips per source for eval.probe_holdout=latest)")
+    assert probe_holdout({"probe_holdout": "sources"}, thin)[1] == "sources"  # whole sources still split

@@ -351,7 +351,7 @@ def test_probe_l2_rows_score_each_holdouts_pick_on_the_curve():
     x = centres[y] + torch.randn(300, 16, generator=gen)
     train, test = SimpleNamespace(labels=y[:200]), SimpleNamespace(labels=y[200:])
     groups = torch.arange(200) // 10
-    row = probe_l2_rows("toy", x[:200], x[200:], train, test, groups, seed=3)
+    row = probe_l2_rows("toy", x[:200], x[200:], train, test, groups, seed=3, gap=2)
     assert list(row["test_top1_by_l2"]) == ["1e-05", "0.0001", "0.001", "0.01", "0.1", "1.0", "10.0"]
     for key, kwargs in (("random_holdout", {}), ("source_holdout", {"groups": groups}),
                         ("latest_holdout", {"groups": groups, "latest": True}),

@@ -48,3 +48,11 @@ def test_parity_table_matches_the_defaults(method, overrides):
         for part in key.split("."):
             node = node[part]
         assert node == yaml.safe_load(value), (key, node, value)
+
+
+def test_only_video_data_chooses_the_probe_l2_by_source():
+    """The probe holdout default comes from the data config: the video clips' latest-per-source holdout,
+    the random one elsewhere (images have no sources)."""
+    assert (_compose([])["eval"]["probe_holdout"], _compose([])["eval"]["probe_gap"]) == ("random", 0)
+    video = _compose(["method=m2crl", "data=video", "encoder=video_vit"])["eval"]
+    assert (video["probe_holdout"], video["probe_gap"]) == ("latest", 2)

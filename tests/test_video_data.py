@@ -20,6 +20,7 @@ from representations.data.video import (
     resize_clip,
     sample_frames,
     scan_video_folder,
+    source_ids,
     write_video,
 )
 from representations.data.video_views import MultiViewConfig, MultiViewSampler, frame_positions
@@ -92,9 +93,10 @@ def write_layout(root: Path) -> None:
 
 def test_list_layouts(tmp_path):
     write_layout(tmp_path)
-    train = parse_clip_list(tmp_path / "train.csv")
+    train, no_sources = parse_clip_list(tmp_path / "train.csv")
+    assert no_sources is None
     assert [(p.name, label) for p, label in train] == [("a.mp4", 0), ("b.avi", 1), ("c_frames", 2)]
-    test = parse_clip_list(tmp_path / "test.txt")
+    test, _ = parse_clip_list(tmp_path / "test.txt")
     assert [(p.name, label) for p, label in test] == [("b.avi", 1), ("a.mp4", -1)]  # no label = unlabelled
     tr, te = load_video_splits("video_list", path=str(tmp_path / "train.csv"), test_path=str(tmp_path / "test.txt"),
                                frames=4, size=16)
@@ -106,7 +108,7 @@ def test_list_layouts(tmp_path):
     (tmp_path / "bad.csv").write_text("videos/a.mp4,zero\nvideos/b.avi,one\n")
     with pytest.raises(DataError, match="not an integer"):
         parse_clip_list(tmp_path / "bad.csv")
-    (tmp_path / "missing.csv").write_text("videos/nope.mp4,0\n")
+    (tmp_path / "missing.csv").write_text("videos/nope.mp4,0\nvideos/nope2.mp4,1\n")
     with pytest.raises(DataError, match="not found"):
         load_video_splits("video_list", path=str(tmp_path / "missing.csv"), frames=2, size=8)
 
@@ -144,7 +146,7 @@ def test_split_and_limits_decode_only_the_kept_clips(tmp_path, monkeypatch):
     from representations.data import split_holdout, video
 
     listing = distinct_clips(tmp_path, 10)
-    every = load_clips(parse_clip_list(listing), 2, 8, name="all.csv")
+    every = load_clips(parse_clip_list(listing)[0], 2, 8, name="all.csv")
     ref_train, ref_test = split_holdout(every, 0.3, seed=5)
     ref_train, ref_test = ref_train.limit(4, 5), ref_test.limit(2, 6)
     reads = []
@@ -195,14 +197,17 @@ def test_bundled_set_split_by_time():
     assert len(classes) == 15 and "backflip" in classes and "walk" in classes
     starts: dict[tuple[str, str], dict[str, list[int]]] = {}
     for split in ("train", "test"):
-        for path, label in parse_clip_list(folder / f"{split}.csv"):
+        entries, sources = parse_clip_list(folder / f"{split}.csv")
+        for (path, label), source in zip(entries, sources, strict=True):
             name, cam, file_split, start = path.stem.rsplit("_", 3)
             assert file_split == split and classes[label] == name and path.is_file()
+            assert source == f"{name}_{cam}"  # the source column: motion x camera
             starts.setdefault((name, cam), {"train": [], "test": []})[split].append(int(start))
     assert len(starts) == 60  # 15 motions x 4 cameras, each with train and test clips
     for key, s in starts.items():
         assert s["train"] and s["test"], key
         assert max(s["train"]) + 8 <= min(s["test"]), key  # 8-frame train windows end before any test window
+        assert s["train"] == sorted(s["train"]), key  # a source's windows in time order (the latest holdout)
     total = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
     assert total < 2_500_000
 
@@ -218,7 +223,7 @@ def test_converter_windows_by_hand():
 
 def test_real_footage_set_is_unlabelled_and_names_its_sources():
     folder = ROOT / "representations" / "data" / "real_footage"
-    entries = parse_clip_list(folder / "train.csv")
+    entries, _ = parse_clip_list(folder / "train.csv")
     assert len(entries) == 1005 and all(label == -1 for _, label in entries)
     counts: dict[str, int] = {}
     for path, _ in entries:
@@ -328,3 +333,52 @@ def test_prefetch_decodes_the_next_batch_once(tmp_path, monkeypatch):
     streamed.batch(second)
     assert sorted(reads) == ["0.mp4", "0.mp4", "1.mp4", "1.mp4", "2.mp4", "2.mp4", "3.mp4", "3.mp4", "4.mp4",
                              "4.mp4"]
+
+
+def sourced_clips(root: Path, sources: int, windows: int) -> Path:
+    """``sources`` x ``windows`` distinct 4-frame clips listed as ``path,label,source`` (label = source % 3)."""
+    lines = ["path,label,source"]
+    for s in range(sources):
+        for w in range(windows):
+            i = s * windows + w
+            write_video(root / f"{i}.mp4", moving_square(4, 16, 16, colour=(9 * i % 256, 255 - 9 * i % 256, 128)))
+            lines.append(f"{i}.mp4,{s % 3},video_{s}")
+    (root / "sourced.csv").write_text("\n".join(lines) + "\n")
+    return root / "sourced.csv"
+
+
+def test_clip_list_source_column(tmp_path):
+    """A third csv field names each clip's source: ids in order of first appearance; a list that names
+    some sources but not all, or has a fourth field, is refused with one line."""
+    (tmp_path / "a.csv").write_text("path,label,source\nx.mp4,0,left\ny.mp4,1,right\nz.mp4,,left\n")
+    entries, sources = parse_clip_list(tmp_path / "a.csv")
+    assert [(p.name, label) for p, label in entries] == [("x.mp4", 0), ("y.mp4", 1), ("z.mp4", -1)]
+    assert sources == ["left", "right", "left"]
+    assert source_ids(sources).tolist() == [0, 1, 0]
+    for text, message in (("x.mp4,0,left\ny.mp4,1\n", "no source where the lines before have one"),
+                          ("x.mp4,0\ny.mp4,1,right\n", "a source where the lines before have none"),
+                          ("x.mp4,0,left,extra\n", "path,label,source")):
+        (tmp_path / "bad.csv").write_text(text)
+        with pytest.raises(DataError, match=message):
+            parse_clip_list(tmp_path / "bad.csv")
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_sources_survive_splits_limits_and_streaming(tmp_path, stream):
+    """Without a test list, a sourced list holds out whole sources (no source on both sides); limits,
+    decoding and streaming keep each clip's source id next to its clip."""
+    listing = sourced_clips(tmp_path, 6, 4)
+    train, test = load_video_splits("video_list", path=str(listing), frames=2, size=8, test_fraction=0.3, seed=1,
+                                    train_limit=15, stream=stream)
+    assert train.sources is not None and test.sources is not None
+    assert not set(train.sources.tolist()) & set(test.sources.tolist())
+    assert len(test) == 8  # whole sources until 30% of 24 clips is reached: two sources of 4
+    every = load_clips(parse_clip_list(listing)[0], 2, 8)
+    for part in (train, test):  # row i's clip is the clip of its entry, and its source that entry's source
+        clips = part.clips
+        for row in range(len(part)):
+            match = [i for i in range(24) if torch.equal(every.clips[i], clips[row])]
+            assert match and part.sources[row] == match[0] // 4
+    sub = train.subset([2, 0])
+    assert sub.sources.tolist() == [train.sources[2].item(), train.sources[0].item()]
+    assert train.to("cpu").sources is train.sources

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from .idx import DataError, read_idx
-from .protocol import LabelledRows
+from .protocol import LabelledRows, _Rows
 
 FASHION_MNIST_ROOT = "/usr/share/datasets/fashion-mnist"
 FASHION_MNIST_CLASSES = [
@@ -171,17 +171,22 @@ def load_image_folder(root: str | Path, image_size: int | None = None, channels:
     return ImageData(torch.from_numpy(np.stack(arrays)), torch.tensor(labels), classes, root.name)
 
 
-def split_holdout(data: ImageData, fraction: float, seed: int = 0) -> tuple[ImageData, ImageData]:
-    """Seeded (train, test) split for sources that ship without a test split. Unlabelled data (every
-    label -1) is never evaluated, so all of it trains and the test split is empty."""
+def split_holdout(data: _Rows, fraction: float, seed: int = 0) -> tuple[_Rows, _Rows]:
+    """Seeded (train, test) split for sources that ship without a test split: a random ``fraction``
+    of the rows, or of whole sources when the rows name theirs (overlapping windows of one video on
+    both sides would leak). Unlabelled data (every label -1) is never evaluated, so all of it trains
+    and the test split is empty."""
+    from ..evaluation import holdout_split
+
     if not 0.0 < fraction < 1.0:
         raise DataError(f"test fraction must be in (0, 1), got {fraction}")
     if len(data) and bool((data.labels < 0).all()):
         return data, data.subset([])
-    gen = torch.Generator().manual_seed(seed)
-    order = torch.randperm(len(data), generator=gen)
-    cut = max(1, int(round(len(data) * fraction)))
-    return data.subset(order[cut:].sort().values), data.subset(order[:cut].sort().values)
+    try:
+        test, train = holdout_split(len(data), fraction, seed, groups=data.sources)
+    except ValueError as err:
+        raise DataError(f"{data.name}: cannot hold out a test split: {err}") from None
+    return data.subset(train.sort().values), data.subset(test.sort().values)
 
 
 def load_splits(source: str, *, root: str | None = None, path: str | None = None, test_path: str | None = None,

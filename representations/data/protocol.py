@@ -45,6 +45,9 @@ class LabelledRows:
     # uint8 pixels (images, video): methods train on normalise()d values and evaluation feeds the same;
     # False for coordinates (skeletons), which every stage reads as they are
     pixels: ClassVar[bool]
+    # optional int id per row of the source a row was cut from (overlapping windows of one video): a
+    # dataset with such rows declares a ``sources`` field; splits and subsets carry it along
+    sources: torch.Tensor | None = None
 
     @property
     def rows(self) -> torch.Tensor:
@@ -62,13 +65,17 @@ class LabelledRows:
     def channels(self) -> int:
         return int(self.sample_shape[0])
 
-    def _with(self: _Rows, rows: torch.Tensor, labels: torch.Tensor) -> _Rows:
-        """The same dataset (classes, name, layout...) over other rows; re-validated."""
-        return dataclasses.replace(self, **{self.input_key: rows, "labels": labels, "classes": list(self.classes)})
+    def _with(self: _Rows, rows: torch.Tensor, labels: torch.Tensor, sources: torch.Tensor | None = None) -> _Rows:
+        """The same dataset (classes, name, layout...) over other rows (with their ``sources`` when it has
+        them; the current ones otherwise); re-validated."""
+        changes = {self.input_key: rows, "labels": labels, "classes": list(self.classes)}
+        if sources is not None:
+            changes["sources"] = sources
+        return dataclasses.replace(self, **changes)
 
     def subset(self: _Rows, indices: torch.Tensor | np.ndarray | list[int]) -> _Rows:
         idx = torch.as_tensor(indices, dtype=torch.long)
-        return self._with(self.rows[idx], self.labels[idx])
+        return self._with(self.rows[idx], self.labels[idx], None if self.sources is None else self.sources[idx])
 
     def to(self: _Rows, device: torch.device | str) -> _Rows:
         return self._with(self.rows.to(device), self.labels.to(device))

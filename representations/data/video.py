@@ -4,7 +4,10 @@ Layouts read here:
 
 * a list file (``.csv`` or ``.txt``), one clip per line: ``path,label`` or ``path label`` (label
   optional = unlabelled; a ``path,label`` header line is skipped); paths are relative to the list
-  file's folder unless ``root`` is given. A path is a video file or a folder of frame images.
+  file's folder unless ``root`` is given. A path is a video file or a folder of frame images. A csv
+  line may name the clip's source as a third field, ``path,label,source`` (the video a window was
+  cut from, lines in time order): evaluation then keeps overlapping windows of one source out of the
+  rows that choose the linear probe's L2, and a test split drawn here holds out whole sources.
 * a folder with one sub-folder per class holding videos or frame folders; a folder of videos with
   no class sub-folders is read as unlabelled clips.
 
@@ -52,6 +55,7 @@ class VideoData(LabelledRows):
     labels: torch.Tensor
     classes: list[str] = field(default_factory=list)
     name: str = "video"
+    sources: torch.Tensor | None = None  # int id of each clip's source video (None: not known)
     input_key: ClassVar[str] = "clips"
     pixels: ClassVar[bool] = True
 
@@ -61,6 +65,7 @@ class VideoData(LabelledRows):
                             f"{tuple(self.clips.shape)}")
         if self.labels.shape != (self.clips.shape[0],):
             raise DataError(f"{self.name}: {self.clips.shape[0]} clips but labels of shape {tuple(self.labels.shape)}")
+        check_sources(self.sources, self.clips.shape[0], self.name)
         self.labels = self.labels.long()
 
     @property
@@ -74,6 +79,19 @@ class VideoData(LabelledRows):
     @property
     def image_size(self) -> int:
         return int(self.clips.shape[-1])
+
+
+def check_sources(sources: torch.Tensor | None, rows: int, name: str) -> None:
+    if sources is not None and sources.shape != (rows,):
+        raise DataError(f"{name}: {rows} clips but sources of shape {tuple(sources.shape)}")
+
+
+def source_ids(names: list[str] | None) -> torch.Tensor | None:
+    """Source names -> int ids in order of first appearance (None stays None)."""
+    if names is None:
+        return None
+    ids = {name: i for i, name in enumerate(dict.fromkeys(names))}
+    return torch.tensor([ids[name] for name in names], dtype=torch.long)
 
 
 # ------------------------------------------------------------------------------------ decoding
@@ -173,34 +191,44 @@ def resize_clip(frames: np.ndarray, size: int) -> torch.Tensor:
 # ------------------------------------------------------------------------------------- layouts
 
 
-def parse_clip_list(path: str | Path, root: str | Path | None = None) -> list[tuple[Path, int]]:
-    """(clip path, label) pairs of a csv/txt list; label -1 where a line has none."""
+def parse_clip_list(path: str | Path, root: str | Path | None = None
+                    ) -> tuple[list[tuple[Path, int]], list[str] | None]:
+    """(clip path, label) pairs of a csv/txt list (label -1 where a line has none) and each clip's
+    source name (the optional third csv field; None when the list names none)."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"clip list not found: {path}")
     base = Path(root) if root is not None else path.parent
     entries: list[tuple[Path, int]] = []
+    sources: list[str] = []
     with path.open(newline="") as f:
         lines = [line.strip() for line in f if line.strip() and not line.lstrip().startswith("#")]
     for number, line in enumerate(lines, 1):
-        fields = next(csv.reader([line])) if "," in line else line.rsplit(maxsplit=1)
-        fields = [x.strip() for x in fields if x.strip()]
-        if len(fields) > 2 and "," in line:
-            raise DataError(f"{path}:{number}: expected 'path,label', got {line!r}")
+        fields = [x.strip() for x in (next(csv.reader([line])) if "," in line else line.rsplit(maxsplit=1))]
+        if len(fields) > 3:
+            raise DataError(f"{path}:{number}: expected 'path,label' or 'path,label,source', got {line!r}")
+        clip, label_text, source = (fields + ["", ""])[:3]
+        if not clip:
+            raise DataError(f"{path}:{number}: no clip path in {line!r}")
         label = -1
-        if len(fields) == 2:
+        if label_text:
             try:
-                label = int(fields[1])
+                label = int(label_text)
             except ValueError:
                 if number == 1:
                     continue  # a header such as "path,label"
-                raise DataError(f"{path}:{number}: label {fields[1]!r} is not an integer") from None
+                raise DataError(f"{path}:{number}: label {label_text!r} is not an integer") from None
             if label < 0:
                 raise DataError(f"{path}:{number}: labels must be >= 0, got {label}")
-        entries.append((base / fields[0], label))
+        if bool(source) != bool(sources) and entries:
+            raise DataError(f"{path}:{number}: {'a' if source else 'no'} source where the lines before have "
+                            f"{'none' if source else 'one'}; name every clip's source or none")
+        entries.append((base / clip, label))
+        if source:
+            sources.append(source)
     if not entries:
         raise DataError(f"clip list {path} is empty")
-    return entries
+    return entries, sources or None
 
 
 def _clips_in(folder: Path) -> list[Path]:
@@ -230,13 +258,13 @@ def check_clip_shape(frames: int, size: int) -> None:
 
 
 def load_clips(entries: list[tuple[Path, int]], frames: int, size: int, classes: list[str] | None = None,
-               name: str = "video") -> VideoData:
-    """Decode, sample and resize every entry into one ``VideoData``."""
+               name: str = "video", sources: torch.Tensor | None = None) -> VideoData:
+    """Decode, sample and resize every entry into one ``VideoData`` (``sources``: one id per entry)."""
     check_clip_shape(frames, size)
     clips = [decode_clip(p, frames, size) for p, _ in entries]
     labels = torch.tensor([label for _, label in entries], dtype=torch.long)
     stacked = torch.stack(clips) if clips else torch.empty(0, 3, frames, size, size, dtype=torch.uint8)
-    return VideoData(stacked, labels, list(classes or []), name)
+    return VideoData(stacked, labels, list(classes or []), name, sources)
 
 
 @dataclass
@@ -249,19 +277,26 @@ class ClipEntries(LabelledRows):
     classes: list[str]
     entries: list[tuple[Path, int]]
     name: str
+    sources: torch.Tensor | None = None
     input_key: ClassVar[str] = "index"
     pixels: ClassVar[bool] = False
 
+    def __post_init__(self) -> None:
+        check_sources(self.sources, len(self.index), self.name)
+
     @classmethod
-    def of(cls, entries: list[tuple[Path, int]], classes: list[str], name: str) -> ClipEntries:
+    def of(cls, entries: list[tuple[Path, int]], classes: list[str], name: str,
+           sources: list[str] | None = None) -> ClipEntries:
         labels = torch.tensor([label for _, label in entries], dtype=torch.long)
-        return cls(torch.arange(len(entries)), labels, list(classes), entries, name)
+        return cls(torch.arange(len(entries)), labels, list(classes), entries, name, source_ids(sources))
 
     def decode(self, frames: int, size: int) -> VideoData:
-        return load_clips([self.entries[i] for i in self.index.tolist()], frames, size, self.classes, self.name)
+        return load_clips([self.entries[i] for i in self.index.tolist()], frames, size, self.classes, self.name,
+                          self.sources)
 
     def stream(self, frames: int, size: int, workers: int) -> StreamedClips:
-        return StreamedClips(self.index, self.labels, self.classes, self.entries, self.name, frames, size, workers)
+        return StreamedClips(self.index, self.labels, self.classes, self.entries, self.name, frames, size, workers,
+                             sources=self.sources)
 
 
 def decode_clip(path: Path, frames: int, size: int) -> torch.Tensor:
@@ -288,6 +323,7 @@ class StreamedClips(LabelledRows):
     size: int
     workers: int = 4
     device: str = "cpu"
+    sources: torch.Tensor | None = None
     input_key: ClassVar[str] = "clips"
     pixels: ClassVar[bool] = True
     _pending: dict[tuple[int, ...], list[Future[torch.Tensor]]] = field(default_factory=dict, init=False,
@@ -298,8 +334,9 @@ class StreamedClips(LabelledRows):
     def rows(self) -> torch.Tensor:  # the entry index of each row: subsets and limits never decode
         return self.index
 
-    def _with(self, rows: torch.Tensor, labels: torch.Tensor) -> StreamedClips:
-        return dataclasses.replace(self, index=rows, labels=labels, classes=list(self.classes))
+    def _with(self, rows: torch.Tensor, labels: torch.Tensor, sources: torch.Tensor | None = None) -> StreamedClips:
+        return dataclasses.replace(self, index=rows, labels=labels, classes=list(self.classes),
+                                   sources=self.sources if sources is None else sources)
 
     @property
     def sample_shape(self) -> tuple[int, ...]:
@@ -368,6 +405,11 @@ def _classes_file(folder: Path) -> list[str]:
     return file.read_text().split() if file.is_file() else []
 
 
+def _listed_split(listing: Path, classes: list[str], name: str, root: str | None = None) -> ClipEntries:
+    entries, sources = parse_clip_list(listing, root)
+    return ClipEntries.of(entries, classes, name, sources)
+
+
 def load_video_splits(source: str, *, path: str | None = None, test_path: str | None = None,
                       root: str | None = None, frames: int = 8, size: int = 32, test_fraction: float = 0.2,
                       seed: int = 0, train_limit: int | None = None, test_limit: int | None = None,
@@ -380,15 +422,15 @@ def load_video_splits(source: str, *, path: str | None = None, test_path: str | 
     if source == BUNDLED_SET:
         folder = Path(path) if path else bundled_set_dir()
         classes = _classes_file(folder)
-        train = ClipEntries.of(parse_clip_list(folder / "train.csv"), classes, "deepmimic_video/train")
-        test = ClipEntries.of(parse_clip_list(folder / "test.csv"), classes, "deepmimic_video/test")
+        train, test = (_listed_split(folder / f"{split}.csv", classes, f"deepmimic_video/{split}")
+                       for split in ("train", "test"))
     elif source in ("video_list", "video_folder"):
         if not path:
             raise DataError(f"data source {source!r} needs data.path")
 
         def listed(p: str) -> ClipEntries:
             if source == "video_list":
-                return ClipEntries.of(parse_clip_list(p, root), _classes_file(Path(p).parent), Path(p).name)
+                return _listed_split(Path(p), _classes_file(Path(p).parent), Path(p).name, root)
             entries, classes = scan_video_folder(p)
             return ClipEntries.of(entries, classes, Path(p).name)
 
@@ -396,7 +438,7 @@ def load_video_splits(source: str, *, path: str | None = None, test_path: str | 
         if test_path:
             test = listed(test_path)
         else:
-            train, test = split_holdout(train, test_fraction, seed)  # type: ignore[arg-type,assignment]
+            train, test = split_holdout(train, test_fraction, seed)  # type: ignore[arg-type,assignment]  # whole sources
     else:
         raise DataError(f"unknown video source {source!r}; use {BUNDLED_SET}, video_list or video_folder")
     train, test = train.limit(train_limit, seed), test.limit(test_limit, seed + 1)

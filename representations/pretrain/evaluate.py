@@ -14,6 +14,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--k", type=int, default=None, help="kNN neighbours (default: the run's eval.k)")
     parser.add_argument("--train-limit", type=int, default=None, help="labelled train images for kNN / probe")
     parser.add_argument("--test-limit", type=int, default=None, help="test images")
+    parser.add_argument("--probe-holdout", choices=["random", "sources", "latest"], default=None,
+                        help="train clips that choose the probe's L2: random, whole sources or each source's latest "
+                             "(default: the run's eval.probe_holdout)")
+    parser.add_argument("--probe-gap", type=int, default=None,
+                        help="with latest: rows before each source's cut left out of the fit")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace an eval.json that was made with other settings")
@@ -25,6 +30,10 @@ def main(argv: list[str] | None = None) -> None:
     for key, value in overrides.items():
         if int(value) < 1:
             raise UserError(f"--{key.replace('_', '-')} must be >= 1, got {value}")
+    if args.probe_gap is not None and args.probe_gap < 0:
+        raise UserError(f"--probe-gap must be >= 0, got {args.probe_gap}")
+    overrides.update({key: value for key, value in (("probe_holdout", args.probe_holdout),
+                                                    ("probe_gap", args.probe_gap)) if value is not None})
     result = evaluate_run(args.run_dir, overrides, args.device, overwrite=args.overwrite)
     print(f"{result['method']} on {result['data']}: kNN top-1 {result['knn_top1']:.2f}%, "
           f"linear top-1 {result['linear_top1']:.2f}% ({result['n_train']} train / {result['n_test']} test)")

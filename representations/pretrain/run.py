@@ -22,7 +22,7 @@ from ..core.trainer import Trainer
 from ..data import DataError, SkeletonData
 from ..data.protocol import LabelledRows
 from ..encoders import load_pretrained, save_encoder
-from ..evaluation import evaluate_features, extract_features
+from ..evaluation import PROBE_HOLDOUT, evaluate_features, extract_features, holdout_split
 from ..objectives import Objective, encoder_features
 from ..objectives.base import PIXEL_MEAN, PIXEL_STD
 from .build import (
@@ -46,6 +46,42 @@ def model_inputs(data: LabelledRows) -> torch.Tensor:
     return getattr(data, getattr(data, "input_key", "images"))
 
 
+PROBE_HOLDOUTS = ("random", "sources", "latest")
+
+
+def probe_holdout_setting(eval_cfg: dict[str, Any]) -> tuple[str, int]:
+    """(``eval.probe_holdout``, ``eval.probe_gap``), checked (one line on a bad value)."""
+    kind = str(eval_cfg.get("probe_holdout", "random"))
+    gap = eval_cfg.get("probe_gap", 0)
+    if kind not in PROBE_HOLDOUTS:
+        raise UserError(f"eval.probe_holdout must be one of {', '.join(PROBE_HOLDOUTS)}, got {kind!r}")
+    if isinstance(gap, bool) or not isinstance(gap, int) or gap < 0:
+        raise UserError(f"eval.probe_gap must be a count of rows >= 0, got {gap!r}")
+    return kind, gap
+
+
+def probe_holdout(eval_cfg: dict[str, Any], bank: LabelledRows) -> tuple[dict[str, Any], str]:
+    """The linear probe's holdout for ``bank`` (``holdout_split`` arguments) and its name for eval.json.
+
+    ``eval.probe_holdout`` says which train rows choose the probe's L2: ``random`` rows, whole
+    ``sources`` or each source's ``latest`` rows, with the ``eval.probe_gap`` rows before each cut
+    left out of the fit. Overlapping windows of one video are near-duplicates: split between fit and
+    held-out rows they reward memorising and pick the weakest penalty. Data that names no sources
+    gets the random holdout.
+    """
+    kind, gap = probe_holdout_setting(eval_cfg)
+    if kind == "random":
+        return {}, "random"
+    if bank.sources is None:
+        return {}, f"random (eval.probe_holdout={kind}, but the data names no sources)"
+    holdout = {"groups": bank.sources, **({"latest": True, "gap": gap} if kind == "latest" else {})}
+    try:
+        holdout_split(len(bank), PROBE_HOLDOUT, 0, **holdout)
+    except ValueError:  # e.g. a small eval.train_limit leaves one clip of most sources
+        return {}, f"random (too few clips per source for eval.probe_holdout={kind})"
+    return holdout, f"latest (gap {gap})" if kind == "latest" else "sources"
+
+
 def evaluate_encoder(encoder: nn.Module, train: LabelledRows, test: LabelledRows,
                      eval_cfg: dict[str, Any],
                      input_filter: str = "none", seed: int = 0,
@@ -54,6 +90,7 @@ def evaluate_encoder(encoder: nn.Module, train: LabelledRows, test: LabelledRows
     if (train.labels < 0).any() or (test.labels < 0).any():
         raise DataError("the data has no labels: kNN / linear evaluation needs labelled train and test images")
     bank = train.limit(eval_cfg.get("train_limit"), seed)
+    holdout, holdout_name = probe_holdout(eval_cfg, bank)
     queries = test.limit(eval_cfg.get("test_limit"), seed + 1)
     was_training = encoder.training
     encoder.eval()
@@ -67,9 +104,10 @@ def evaluate_encoder(encoder: nn.Module, train: LabelledRows, test: LabelledRows
     classes = max(train.num_classes, test.num_classes)
     scores = evaluate_features(train_f, bank.labels, test_f, queries.labels, k=int(eval_cfg.get("k", 20)),
                                temperature=float(eval_cfg.get("temperature", 0.07)), seed=seed,
-                               num_classes=classes)
+                               num_classes=classes, **holdout)
     return {**scores, "units": "percent", "k": int(eval_cfg.get("k", 20)), "n_train": len(bank),
-            "n_test": len(queries), "feature_dim": int(train_f.shape[1]), "input_filter": input_filter}
+            "n_test": len(queries), "feature_dim": int(train_f.shape[1]), "input_filter": input_filter,
+            "probe_holdout": holdout_name}
 
 
 def _runtime(cfg: dict[str, Any], dist: dist_utils.DistContext) -> Runtime:
@@ -103,6 +141,8 @@ def pretrain(cfg: dict[str, Any], run_dir: str | Path) -> dict[str, Any]:
 def _pretrain(cfg: dict[str, Any], run_dir: Path, dist: dist_utils.DistContext) -> dict[str, Any]:
     run_dir = _shared_run_dir(run_dir, dist)
     tcfg = trainer_config(cfg)  # validates the loop settings before anything is loaded or written
+    eval_cfg = dict(cfg.get("eval") or {})
+    probe_holdout_setting(eval_cfg)
     seed = int(cfg["seed"])
     skeleton_method = cfg["method"]["objective"] in SKELETON_METHODS
     if skeleton_method and cfg["data"]["source"] not in SKELETON_SOURCES:  # say so before loading anything
@@ -123,7 +163,6 @@ def _pretrain(cfg: dict[str, Any], run_dir: Path, dist: dist_utils.DistContext) 
         initialise_encoder(encoder, cfg["init"])
     generators = {"augment": runtime.generator("augment"), "mask": runtime.generator("mask")}
     objective = build_objective(cfg["method"], encoder, augment, generators, device, extra)
-    eval_cfg = dict(cfg.get("eval") or {})
     labelled = bool((train.labels >= 0).all() and (test.labels >= 0).all())
     input_filter = input_filter_of(cfg["method"])
 
@@ -177,6 +216,7 @@ def evaluate_run(run_dir: str | Path, overrides: dict[str, Any] | None = None,
         raise UserError(f"{run_dir} has no config.yaml (is it an mcrl-pretrain run directory?)")
     cfg = yaml.safe_load(config_path.read_text())
     eval_cfg = {**(cfg.get("eval") or {}), **(overrides or {})}
+    probe_holdout_setting(eval_cfg)
     out = run_dir / "eval.json"
     if out.is_file() and not overwrite:
         try:

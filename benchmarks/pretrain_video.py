@@ -472,7 +472,7 @@ def warm_start(args: argparse.Namespace) -> dict[str, Any]:
     torch.set_num_threads(1)
     from representations.encoders import load_pretrained
     from representations.pretrain.build import build_model_encoder, load_data
-    from representations.pretrain.run import evaluate_encoder, pretrain
+    from representations.pretrain.run import evaluate_encoder, pretrain, probe_holdout
 
     corpus, data_overrides = stage1_corpus(args)
     stage1_overrides = [*(o for o in common_overrides(args) if not o.startswith("steps=")),
@@ -490,6 +490,7 @@ def warm_start(args: argparse.Namespace) -> dict[str, Any]:
         run = warm_start_run(args, seed)
         cfg = compose([*common_overrides(args), f"seed={seed}"])
         train, test = load_data(cfg["data"], seed)
+        out["probe_holdout"] = probe_holdout(cfg["eval"], train)[1]
         torch.manual_seed(seed)
         untrained_encoder = build_model_encoder(cfg["encoder"], cfg["method"], 3, train.image_size)
         untrained = {**teacher_diagnostics(cfg, untrained_encoder, train),
@@ -790,10 +791,18 @@ FIGURE_CONSISTENT_VIEWS = [  # DeepMimic without augmentation: the DINO term wit
 FIGURE_CORPORA = [("deepmimic", "tab:blue"), ("real footage", "tab:brown"), ("moving fashion-mnist", "tab:olive")]
 
 
+def leaky_probe(label: str, result: dict[str, Any]) -> bool:
+    """Was this DeepMimic result's probe L2 chosen on a random holdout (overlapping windows on both sides)?
+    Result files written before eval.probe_holdout existed name none: they used the random holdout."""
+    holdout = result.get("probe_holdout") or result.get("references", {}).get("probe_holdout", "random")
+    return label.startswith("DeepMimic") and holdout.startswith("random")
+
+
 def plot_runs(results: Path, runs: list[tuple[str, str, str, str]], axes_by_key: dict[str, Any]
-              ) -> list[tuple[str, str, list[float]]]:
+              ) -> list[tuple[str, str, list[float], bool]]:
     """Each run's logged terms (train.csv beside the results) on ``axes_by_key[term]``, one line per seed;
-    returns (label, colour, per-seed teacher linear probe minus the same seed untrained) per row."""
+    returns (label, colour, per-seed teacher linear probe minus the same seed untrained, ``leaky_probe``)
+    per row."""
     gains = []
     for label, stem, variant, colour in runs:
         result = json.loads((results / f"{stem}.json").read_text())
@@ -806,7 +815,7 @@ def plot_runs(results: Path, runs: list[tuple[str, str, str, str]], axes_by_key:
                 ax.plot(steps, read_csv_column(csv, key), color=colour, lw=1, alpha=0.8,
                         label=label if row["seed"] == 0 else None)
             row_gains.append(row["linear_top1"] - untrained[result["budget"]["seeds"].index(row["seed"])])
-        gains.append((label, colour, row_gains))
+        gains.append((label, colour, row_gains, leaky_probe(label, result)))
     return gains
 
 
@@ -844,11 +853,13 @@ def figure(path: Path) -> None:
                          color=colour, lw=1, label=f"stage 2 on DeepMimic, from the {data} checkpoint"
                          if seed == "0" else None)
         for what, key in (("", "stage1_on_deepmimic"), (" + 250 M2CRL steps", "stage2_teacher")):
-            gains.append((f"DeepMimic, {data} checkpoint{what}", colour,
-                          [e[key]["linear_top1"] - e["untrained"]["linear_top1"] for e in result["seeds"].values()]))
+            label = f"DeepMimic, {data} checkpoint{what}"
+            gains.append((label, colour, [e[key]["linear_top1"] - e["untrained"]["linear_top1"]
+                                          for e in result["seeds"].values()], leaky_probe(label, result)))
     gains += plot_runs(results, FIGURE_CONSISTENT_VIEWS, {"dino": axes[4]})
-    for y, (_, colour, row_gains) in enumerate(gains):
-        axes[3].scatter(row_gains, [y] * len(row_gains), color=colour, s=24)
+    for y, (_, colour, row_gains, leaky) in enumerate(gains):
+        axes[3].scatter(row_gains, [y] * len(row_gains), s=24, edgecolors=colour,
+                        facecolors="none" if leaky else colour)
     consistency = init["view_consistency"]
     settings = list(consistency[FIGURE_CORPORA[0][0]])
     for i, (corpus, colour) in enumerate(FIGURE_CORPORA):
@@ -863,7 +874,8 @@ def figure(path: Path) -> None:
     axes[3].axvline(0, color="0.3", lw=1)
     axes[3].set_yticks(range(len(gains)), [label.replace(", ", "\n", 1) for label, *_ in gains], fontsize=7)
     axes[3].invert_yaxis()
-    axes[3].set(title="teacher linear probe − same seed untrained", xlabel="top-1 % points")
+    axes[3].set(title="teacher linear probe − same seed untrained\n(hollow: L2 chosen on a random holdout that "
+                      "shares frames with the fit)", xlabel="top-1 % points")
     axes[4].set(title="DINO term on DeepMimic with consistent views (no augmentation)", xlabel="step")
     axes[5].set_yticks(range(len(settings)), settings, fontsize=8)
     axes[5].invert_yaxis()

@@ -270,20 +270,19 @@ def test_linear_probe_beats_untrained_on_moving_fashion_mnist(tmp_path):
 
 
 @pytest.mark.slow
-def test_real_footage_checkpoint_keeps_dino_targets_and_transfers(tmp_path):
+def test_real_footage_checkpoint_keeps_dino_targets(tmp_path):
     """Stage 1 of the warm start (benchmarks/pretrain_video.py --warm-start --stage1-data footage): 1000
     CPU-schedule steps on the bundled unlabelled real footage keep the DINO teacher's targets (the term
-    ends well below ln K), and the saved teacher's linear probe on the DeepMimic clips beats the same
-    seed's untrained encoder (seed 0 of benchmarks/results/pretrain_video_warm_start_footage.json: 28.17
-    vs 20.77; DINO term 6.17 against ln 1024 = 6.93)."""
+    ends well below ln K: 6.11-6.17 against ln 1024 = 6.93 in benchmarks/results/
+    pretrain_video_warm_start_footage.json). Whether the checkpoint then helps the DeepMimic clips is a
+    result, not a property: with the leak-free probe it does not (+2.8 / +0.4 / -4.2 points linear,
+    README), so no test asserts it."""
     import argparse
     import math
 
     from benchmarks.pretrain_video import CPU_SCHEDULE, compose, stage1_corpus
     from representations.core.logger import read_csv_column
-    from representations.encoders import load_pretrained
-    from representations.pretrain.build import build_model_encoder, load_data
-    from representations.pretrain.run import evaluate_encoder, pretrain
+    from representations.pretrain.run import pretrain
 
     _, data = stage1_corpus(argparse.Namespace(stage1_data="footage"))
     common = ["batch_size=32", "threads=1", "progress=false", "log_every=10", "checkpoint_every=0", "seed=0"]
@@ -291,14 +290,6 @@ def test_real_footage_checkpoint_keeps_dino_targets_and_transfers(tmp_path):
     pretrain(cfg, tmp_path / "stage1")
     dino = read_csv_column(tmp_path / "stage1" / "train.csv", "dino")
     assert sum(dino[-10:]) / 10 < math.log(cfg["method"]["out_dim"]) - 0.5, dino[-10:]
-    target = compose(common)  # the bundled DeepMimic clips
-    train, test = load_data(target["data"], 0)
-    torch.manual_seed(0)
-    untrained = evaluate_encoder(build_model_encoder(target["encoder"], target["method"], 3, 32), train, test,
-                                 target["eval"], "none", 0)
-    checkpoint = evaluate_encoder(load_pretrained(tmp_path / "stage1" / "encoder.pt"), train, test, target["eval"],
-                                  "none", 0)
-    assert checkpoint["linear_top1"] > untrained["linear_top1"] + 2, (checkpoint, untrained)
 
 
 def test_results_figure_draws_from_the_committed_files(tmp_path):

@@ -69,6 +69,12 @@ def test_pretrain_eval_cli(saliency_run, tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "kNN top-1" in proc.stdout
     assert json.loads((saliency_run / "eval.json").read_text())["n_test"] == 100
+    # the probe holdout can be chosen at evaluation; images name no sources, so the random one runs and says why
+    proc = run("representations.pretrain.evaluate", [*args, "--probe-holdout", "latest", "--overwrite"], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads((saliency_run / "eval.json").read_text())
+    assert result["probe_holdout"] == "random (eval.probe_holdout=latest, but the data names no sources)"
+    assert result["eval_settings"]["probe_holdout"] == "latest"
 
 
 @needs_fashion

@@ -685,12 +685,11 @@ def references(args: argparse.Namespace) -> dict[str, Any]:
 
     cfg = compose(common_overrides(args))
     train, test = load_data(cfg["data"], 0)
+    holdout, holdout_name = probe_holdout(cfg["eval"], train)
     pixels = evaluate_features(train.clips.flatten(1).float() / 255, train.labels,
-                               test.clips.flatten(1).float() / 255, test.labels,
-                               **probe_holdout(cfg["eval"], train)[0])
+                               test.clips.flatten(1).float() / 255, test.labels, **holdout)
     out: dict[str, Any] = {"raw pixels": {k: round(v, 2) for k, v in pixels.items()},
-                           "feature_dim_pixels": int(train.clips[0].numel()),
-                           "probe_holdout": probe_holdout(cfg["eval"], train)[1]}
+                           "feature_dim_pixels": int(train.clips[0].numel()), "probe_holdout": holdout_name}
     rows = []
     for seed in args.seeds:
         torch.manual_seed(seed)

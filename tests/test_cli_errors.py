@@ -136,6 +136,7 @@ CASES = [
     Case(PE, ("{pre}", "--k", "0"), "k below 1"),
     Case(PE, ("{pre}", "--k", "5"), "other settings than the existing eval.json"),
     Case(PE, ("{pre}", "--probe-gap", "-1"), "negative probe gap"),
+    Case(PE, ("{pre}", "--probe-holdout", "newest"), "unknown probe holdout"),
 ]
 
 

@@ -14,7 +14,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--k", type=int, default=None, help="kNN neighbours (default: the run's eval.k)")
     parser.add_argument("--train-limit", type=int, default=None, help="labelled train images for kNN / probe")
     parser.add_argument("--test-limit", type=int, default=None, help="test images")
-    parser.add_argument("--probe-holdout", choices=["random", "sources", "latest"], default=None,
+    parser.add_argument("--probe-holdout", default=None,  # checked where eval.probe_holdout is (run.py)
                         help="train clips that choose the probe's L2: random, whole sources or each source's latest "
                              "(default: the run's eval.probe_holdout)")
     parser.add_argument("--probe-gap", type=int, default=None,

@@ -87,6 +87,27 @@ def compose(overrides: list[str]) -> dict[str, Any]:
     return OmegaConf.to_container(cfg, resolve=True)  # type: ignore[return-value]
 
 
+def finished_run(run_dir: Path, cfg: dict[str, Any], marker: str = "eval.json") -> bool:
+    """Does ``run_dir`` hold a finished run (``marker``, written last, exists) of exactly ``cfg``? A
+    stopped sweep keeps its finished runs, but one made with other settings (another ``--steps`` into
+    the same ``--runs-dir``) must not pass for this one: that stops the sweep with one line, exit 2."""
+    import yaml
+
+    from representations.core.rundir import flat
+
+    if not (run_dir / marker).is_file():
+        return False
+    mine, theirs = flat(cfg), flat(yaml.safe_load((run_dir / "config.yaml").read_text()) or {})
+    differ = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
+    if differ:
+        shown = ", ".join(f"{k} {theirs.get(k)!r} there, {mine.get(k)!r} here" for k in differ[:4])
+        more = f" and {len(differ) - 4} more" if len(differ) > 4 else ""
+        print(f"pretrain_video.py: {run_dir} holds a finished run with other settings ({shown}{more}); "
+              "pass another --runs-dir (nothing was run)", file=sys.stderr)
+        raise SystemExit(2)
+    return True
+
+
 def common_overrides(args: argparse.Namespace) -> list[str]:
     return [f"steps={args.steps}", f"batch_size={args.batch_size}", "threads=1", "progress=false",
             "log_every=10", "checkpoint_every=0", "keep_checkpoints=1", *getattr(args, "data_overrides", [])]
@@ -495,9 +516,10 @@ def warm_start(args: argparse.Namespace) -> dict[str, Any]:
         untrained_encoder = build_model_encoder(cfg["encoder"], cfg["method"], 3, train.image_size)
         untrained = {**teacher_diagnostics(cfg, untrained_encoder, train),
                      **probes(evaluate_encoder(untrained_encoder, train, test, cfg["eval"], "none", seed))}
-        done = run / "stage1" / ("encoder.pt" if footage else "eval.json")  # a finished stage 1 is kept
-        stage1 = (({} if footage else json.loads(done.read_text())) if done.is_file()
-                  else pretrain(compose([*stage1_overrides, f"seed={seed}"]), str(run / "stage1")))
+        cfg1 = compose([*stage1_overrides, f"seed={seed}"])
+        marker = "encoder.pt" if footage else "eval.json"  # a finished stage 1 is kept
+        stage1 = (({} if footage else json.loads((run / "stage1" / marker).read_text()))
+                  if finished_run(run / "stage1", cfg1, marker) else pretrain(cfg1, str(run / "stage1")))
         start = load_pretrained(run / "stage1" / "encoder.pt")
         own = {} if footage else {"stage1_on_fashion": probes(stage1)}  # the footage has no labels
         out["seeds"][str(seed)] = {
@@ -519,7 +541,7 @@ def long_run(args: argparse.Namespace) -> dict[str, Any]:
     steps = args.long_run
     run = Path(args.runs_dir) / f"m2crl_{steps}_steps_s0"
     cfg = compose([*(o for o in common_overrides(args) if not o.startswith("steps=")), f"steps={steps}", "seed=0"])
-    finished = (run / "eval.json").is_file()
+    finished = finished_run(run, cfg)
     teacher = json.loads((run / "eval.json").read_text()) if finished else pretrain(cfg, str(run))
     student = student_scores(cfg, str(run), 0)
     csv = ROOT / "benchmarks" / "results" / "pretrain_video_diagnostics_runs" / f"m2crl_{steps}_steps_s0.csv"
@@ -650,8 +672,7 @@ def run_one(job: tuple[str, list[str], int, str, int, bool]) -> dict[str, Any]:
     name, overrides, seed, run_dir, ft_epochs, token_mean = job
     cfg = compose([*overrides, f"seed={seed}"])
     began = time.time()
-    finished = (Path(run_dir) / "eval.json").is_file() and (Path(run_dir) / "train_summary.json").is_file()
-    # a stopped sweep keeps its finished runs (each run's files are complete once eval.json exists)
+    finished = finished_run(Path(run_dir), cfg)  # a stopped sweep keeps its finished runs
     result = json.loads((Path(run_dir) / "eval.json").read_text()) if finished else pretrain(cfg, run_dir)
     summary = json.loads((Path(run_dir) / "train_summary.json").read_text())
     losses = train_losses(run_dir)
@@ -1055,6 +1076,8 @@ def main() -> None:
     variants = [v for v in VARIANTS + EXPLORATORY if (v in VARIANTS if args.only is None else v[0] in args.only)]
     jobs = [(name, [*common_overrides(args), *extra], seed, f"{args.runs_dir}/{name.replace('/', '_')}_s{seed}",
              args.finetune_epochs, args.token_mean) for name, extra in variants for seed in args.seeds]
+    for _, overrides, seed, run_dir, *_ in jobs:  # refuse a stale run before anything trains
+        finished_run(Path(run_dir), compose([*overrides, f"seed={seed}"]))
     rows = []
     with ProcessPoolExecutor(max_workers=args.workers, mp_context=get_context("spawn")) as pool:
         for row in pool.map(run_one, jobs):

@@ -368,3 +368,24 @@ def test_a_streamed_run_is_the_in_memory_run(tmp_path):
         runs[stream] = (read_csv_column(tmp_path / f"stream_{stream}" / "train.csv", "loss"),
                         result["knn_top1"], result["linear_top1"])
     assert len(runs[True][0]) == 3 and runs[True] == runs[False]
+
+
+def test_benchmark_reuses_a_finished_run_only_under_the_same_settings(tmp_path, capsys):
+    """benchmarks/pretrain_video.py keeps a stopped sweep's finished runs; a run of other settings in the
+    same --runs-dir (there: 250 steps, asked: 1000) once passed for the requested one. Now it stops the sweep."""
+    import yaml
+
+    from benchmarks.pretrain_video import compose, finished_run
+
+    cfg = compose(["steps=250", "seed=0"])
+    run = tmp_path / "m2crl_s0"
+    assert not finished_run(run, cfg)
+    run.mkdir()
+    (run / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    assert not finished_run(run, cfg)  # started, not finished: trained again
+    (run / "eval.json").write_text("{}")
+    assert finished_run(run, cfg)
+    with pytest.raises(SystemExit) as stop:
+        finished_run(run, compose(["steps=1000", "seed=0"]))
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert stop.value.code == 2 and len(lines) == 1 and "steps 250 there, 1000 here" in lines[0], lines

@@ -1071,13 +1071,13 @@ def main() -> None:
     if args.quick:
         args.finetune_epochs, args.rounds = 1, 3
     began = time.time()
-    timing = cost(args)
-    print(json.dumps(timing, indent=2), flush=True)
     variants = [v for v in VARIANTS + EXPLORATORY if (v in VARIANTS if args.only is None else v[0] in args.only)]
     jobs = [(name, [*common_overrides(args), *extra], seed, f"{args.runs_dir}/{name.replace('/', '_')}_s{seed}",
              args.finetune_epochs, args.token_mean) for name, extra in variants for seed in args.seeds]
-    for _, overrides, seed, run_dir, *_ in jobs:  # refuse a stale run before anything trains
+    for _, overrides, seed, run_dir, *_ in jobs:  # refuse a stale run before anything is measured or trained
         finished_run(Path(run_dir), compose([*overrides, f"seed={seed}"]))
+    timing = cost(args)
+    print(json.dumps(timing, indent=2), flush=True)
     rows = []
     with ProcessPoolExecutor(max_workers=args.workers, mp_context=get_context("spawn")) as pool:
         for row in pool.map(run_one, jobs):

@@ -894,8 +894,9 @@ def figure(path: Path) -> None:
     axes[3].axvline(0, color="0.3", lw=1)
     axes[3].set_yticks(range(len(gains)), [label.replace(", ", "\n", 1) for label, *_ in gains], fontsize=7)
     axes[3].invert_yaxis()
-    axes[3].set(title="teacher linear probe − same seed untrained\n(hollow: L2 chosen on a random holdout that "
-                      "shares frames with the fit)", xlabel="top-1 % points")
+    hollow = ("\n(hollow: L2 chosen on a random holdout that shares frames with the fit)"
+              if any(leaky for *_, leaky in gains) else "\n(L2 chosen on each source's latest train clips)")
+    axes[3].set(title=f"teacher linear probe − same seed untrained{hollow}", xlabel="top-1 % points")
     axes[4].set(title="DINO term on DeepMimic with consistent views (no augmentation)", xlabel="step")
     axes[5].set_yticks(range(len(settings)), settings, fontsize=8)
     axes[5].invert_yaxis()

@@ -93,12 +93,12 @@ def finished_run(run_dir: Path, cfg: dict[str, Any], marker: str = "eval.json") 
     the same ``--runs-dir``) must not pass for this one: that stops the sweep with one line, exit 2."""
     import yaml
 
-    from representations.core.rundir import flat
+    from representations.core.rundir import differing_keys, flat
 
     if not (run_dir / marker).is_file():
         return False
     mine, theirs = flat(cfg), flat(yaml.safe_load((run_dir / "config.yaml").read_text()) or {})
-    differ = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
+    differ = differing_keys(mine, theirs)
     if differ:
         shown = ", ".join(f"{k} {theirs.get(k)!r} there, {mine.get(k)!r} here" for k in differ[:4])
         more = f" and {len(differ) - 4} more" if len(differ) > 4 else ""

@@ -49,11 +49,17 @@ def flat(tree: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix[:-1]: tree}
 
 
+def differing_keys(mine: dict[str, Any], theirs: dict[str, Any]) -> list[str]:
+    """The keys of two configs (flatten nested ones with ``flat``) whose values differ, a key one lacks
+    included; sorted."""
+    return sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
+
+
 def check_same_run(requested: dict[str, Any], saved: dict[str, Any], keys: tuple[str, ...]) -> None:
     """Refuse to resume a run under other settings (agent, architecture, task...); name the keys that differ."""
     mine = flat({k: requested.get(k) for k in keys})
     theirs = flat({k: saved.get(k) for k in keys})
-    differ = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
+    differ = differing_keys(mine, theirs)
     if differ:
         shown = ", ".join(f"{k} ({theirs.get(k)!r} saved, {mine.get(k)!r} requested)" for k in differ[:4])
         more = f" and {len(differ) - 4} more" if len(differ) > 4 else ""

@@ -18,6 +18,7 @@ from ..core import Runtime
 from ..core import distributed as dist_utils
 from ..core.atomic import atomic_write_json
 from ..core.errors import UserError
+from ..core.rundir import differing_keys
 from ..core.trainer import Trainer
 from ..data import DataError, SkeletonData
 from ..data.protocol import LabelledRows
@@ -223,7 +224,7 @@ def evaluate_run(run_dir: str | Path, overrides: dict[str, Any] | None = None,
             previous = json.loads(out.read_text()).get("eval_settings") or (cfg.get("eval") or {})
         except ValueError:
             previous = {}
-        changed = sorted(k for k in set(previous) | set(eval_cfg) if previous.get(k) != eval_cfg.get(k))
+        changed = differing_keys(eval_cfg, previous)
         if changed:
             detail = ", ".join(f"{k} {previous.get(k)!r} -> {eval_cfg.get(k)!r}" for k in changed)
             raise UserError(f"{out} holds an evaluation with other settings ({detail}); pass --overwrite to "

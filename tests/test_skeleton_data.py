@@ -249,6 +249,41 @@ def test_packaged_mocap_windows():
     assert set(train.labels.tolist()) == set(test.labels.tolist()) == set(range(15))
     assert train.labels.bincount().tolist() == [20] * 15 and test.labels.bincount().tolist() == [6] * 15
     assert train.batch(torch.tensor([0, 2]))["sequences"].shape == (2, 3, 12, 18, 1)
+    assert torch.equal(train.sources, train.labels) and torch.equal(test.sources, test.labels)  # one clip each
+    assert torch.equal(train.subset(torch.tensor([3, 25])).sources, torch.tensor([0, 1]))
+    with pytest.raises(DataError, match="300 rows but sources of shape"):
+        SkeletonData(train.sequences, train.labels, layout="humanoid", sources=train.sources[:-1])
+
+
+def test_mocap_probe_holdout_fits_no_window_that_shares_a_frame_with_a_held_out_one():
+    """data=mocap's probe holdout (each clip's latest train windows, probe_gap purged): in every clip whose
+    train part is long enough for it, no fitted window shares a frame with a held-out one. Frame spans
+    are recomputed here from the clip lengths (starts evenly spread, rounded; data/mocap.yaml)."""
+    from omegaconf import OmegaConf
+
+    from representations.evaluation import PROBE_HOLDOUT, holdout_split
+    from representations.pretrain.run import probe_holdout
+
+    cfg = OmegaConf.to_container(OmegaConf.load(Path(__file__).parents[1] / "configs/data/mocap.yaml"))
+    train, _ = mocap_windows(window=cfg["window"], train_windows=cfg["train_windows"],
+                             test_windows=cfg["test_windows"], test_fraction=cfg["test_fraction"])
+    kwargs, name = probe_holdout(cfg, train)
+    assert name == f"latest (gap {cfg['probe_gap']})"
+    held, fit = holdout_split(len(train), PROBE_HOLDOUT, 0, **kwargs)
+    held_set, fit_set = set(held.tolist()), set(fit.tolist())
+    _, clips, _ = load_mocap_clips()
+    count, window, cleared = cfg["train_windows"], cfg["window"], 0
+    for label, clip in enumerate(clips):
+        part = round(len(clip) * (1 - cfg["test_fraction"]))
+        starts = [round(i * (part - window) / (count - 1)) for i in range(count)]
+        rows = (train.labels == label).nonzero().flatten().tolist()
+        first_held = min(starts[i] for i, row in enumerate(rows) if row in held_set)
+        fitted_ends = [starts[i] + window for i, row in enumerate(rows) if row in fit_set]
+        assert fitted_ends  # every clip keeps windows to fit
+        if part - window >= window * (count - 1) / (count - round(PROBE_HOLDOUT * count)):  # clearable
+            assert max(fitted_ends) <= first_held, f"clip {label}: a fitted window overlaps the held-out ones"
+            cleared += 1
+    assert cleared == 12  # all but run, spinkick and walk, whose train parts are under 27 frames
 
 
 # ------------------------------------------------------------------------------------ augmentations

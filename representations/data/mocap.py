@@ -65,7 +65,8 @@ def mocap_windows(path: str | Path = MOCAP_PATH, *, window: int = 12, train_wind
     Every clip gives the same number of windows (classes are balanced although the clips last
     0.8 to 4.4 s): ``train_windows`` spread over its earlier part, ``test_windows`` over the later
     part. A part shorter than ``window`` frames gives windows of all its frames, resized to
-    ``window`` (linear in time), so the shortest clips still appear in both splits.
+    ``window`` (linear in time), so the shortest clips still appear in both splits. Windows are in
+    time order within each clip and name it as their ``sources`` (for the probe's time-ordered holdout).
     """
     if not 0.0 < test_fraction < 1.0:
         raise DataError(f"test_fraction must be in (0, 1), got {test_fraction}")
@@ -74,7 +75,7 @@ def mocap_windows(path: str | Path = MOCAP_PATH, *, window: int = 12, train_wind
                         f"{test_windows}")
     names, clips, _ = load_mocap_clips(path)
     split: dict[str, tuple[list[np.ndarray], list[int]]] = {"train": ([], []), "test": ([], [])}
-    for label, clip in enumerate(clips):
+    for label, clip in enumerate(clips):  # the clip's index is its label and its source
         cut = int(round(len(clip) * (1.0 - test_fraction)))
         for part, (lo, hi), count in (("train", (0, cut), train_windows), ("test", (cut, len(clip)), test_windows)):
             for start, stop in clip_windows(hi - lo, window, count):
@@ -84,7 +85,8 @@ def mocap_windows(path: str | Path = MOCAP_PATH, *, window: int = 12, train_wind
 
     def build(part: str) -> SkeletonData:
         seqs, labels = split[part]
-        return SkeletonData(torch.from_numpy(np.stack(seqs)), torch.tensor(labels), list(names), "humanoid",
-                            f"mocap/{part}")
+        labels_t = torch.tensor(labels)
+        return SkeletonData(torch.from_numpy(np.stack(seqs)), labels_t, list(names), "humanoid", f"mocap/{part}",
+                            sources=labels_t.clone())
 
     return build("train"), build("test")

@@ -12,6 +12,8 @@ from typing import ClassVar, Protocol, TypeVar, runtime_checkable
 import numpy as np
 import torch
 
+from .idx import DataError
+
 
 @runtime_checkable
 class PretrainData(Protocol):
@@ -32,6 +34,12 @@ class PretrainData(Protocol):
 
 
 _Rows = TypeVar("_Rows", bound="LabelledRows")
+
+
+def check_sources(sources: torch.Tensor | None, rows: int, name: str) -> None:
+    """One source id per row, or none at all (a dataset's ``__post_init__`` check)."""
+    if sources is not None and sources.shape != (rows,):
+        raise DataError(f"{name}: {rows} rows but sources of shape {tuple(sources.shape)}")
 
 
 class LabelledRows:

@@ -15,7 +15,7 @@ import torch
 from torch.nn import functional as F
 
 from .idx import DataError
-from .protocol import LabelledRows
+from .protocol import LabelledRows, check_sources
 
 LAYOUTS = {"ntu": 25, "humanoid": 18}  # skeleton name -> joints (graphs: encoders.stgcn.SKELETON_GRAPHS)
 
@@ -29,6 +29,7 @@ class SkeletonData(LabelledRows):
     classes: list[str] = field(default_factory=list)
     layout: str = "ntu"
     name: str = "skeletons"
+    sources: torch.Tensor | None = None  # int id of the clip each window was cut from (None: one per row)
     input_key: ClassVar[str] = "sequences"
     pixels: ClassVar[bool] = False
 
@@ -42,6 +43,7 @@ class SkeletonData(LabelledRows):
         if self.labels.shape != (self.sequences.shape[0],):
             raise DataError(f"{self.name}: {self.sequences.shape[0]} sequences but labels of shape "
                             f"{tuple(self.labels.shape)}")
+        check_sources(self.sources, self.sequences.shape[0], self.name)
         self.sequences = self.sequences.float()
         self.labels = self.labels.long()
 

@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from ..core.runtime import available_bytes
 from .idx import DataError
 from .images import IMAGE_SUFFIXES
-from .protocol import LabelledRows
+from .protocol import LabelledRows, check_sources
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
 BUNDLED_SET = "deepmimic_video"  # package data written once by scripts/convert_video.py
@@ -79,11 +79,6 @@ class VideoData(LabelledRows):
     @property
     def image_size(self) -> int:
         return int(self.clips.shape[-1])
-
-
-def check_sources(sources: torch.Tensor | None, rows: int, name: str) -> None:
-    if sources is not None and sources.shape != (rows,):
-        raise DataError(f"{name}: {rows} clips but sources of shape {tuple(sources.shape)}")
 
 
 def source_ids(names: list[str] | None) -> torch.Tensor | None:

@@ -74,7 +74,8 @@ EXPLORATORY: list[tuple[str, list[str]]] = [
     ("m2crl/no_augment", NO_AUGMENT),
     ("m2crl/no_augment_bn_head", [*NO_AUGMENT, "method.head_norm=bn"]),
     # The official 90% counts tubes: at 224 px / patch 16 it leaves 20 of 196 positions visible, at 32 px /
-    # patch 8 two of 16 (one of 9 on a local view). Does the student distil and reconstruct from more?
+    # patch 8 two of 16 (one of 9 on a local view). Do masked passes that see more train a better encoder?
+    # (DINO distils from a separate unmasked student pass, as officially; the mask shapes reconstruction.)
     ("m2crl/mask_0.75", ["method.mask_ratio=0.75", "method.local_mask_ratio=0.75"]),
     ("m2crl/mask_0.5", ["method.mask_ratio=0.5", "method.local_mask_ratio=0.5"]),
 ]

@@ -100,10 +100,13 @@ def run_variant(args: argparse.Namespace, name: str, extra: list[str], seed: int
 
 def holdout_rows(eval_cfg: dict[str, Any]) -> str:
     """The train windows that choose the probe's L2, in words."""
+    from representations.evaluation import PROBE_HOLDOUT
+
+    share = f"{PROBE_HOLDOUT:.0%}"
     if eval_cfg["probe_holdout"] == "latest":
-        return (f"the latest 20% of each clip's train windows (the {eval_cfg['probe_gap']} before them, which "
+        return (f"the latest {share} of each clip's train windows (the {eval_cfg['probe_gap']} before them, which "
                 "share frames with them, left out of the fit)")
-    return f"{eval_cfg['probe_holdout']} 20% of the train windows"
+    return f"{eval_cfg['probe_holdout']} {share} of the train windows"
 
 
 def markdown(result: dict[str, Any]) -> str:

@@ -246,6 +246,87 @@ def test_video_vit_visible_tokens() -> None:
     assert torch.all(out.attention.permute(0, 3, 1, 2)[hidden] == 0)
 
 
+def official_divided_block(block, x: torch.Tensor, batch: int, frames: int) -> torch.Tensor:
+    """TimeSformer's divided space-time ``Block.forward`` (MLMIP/MMCRL ``models/timesformer.py``), eval
+    mode, transcribed with reshapes for its rearranges: x (B, 1 + H*W*T, D), tokens ordered (h w t)."""
+    b, t, d = batch, frames, x.shape[-1]
+    hw = (x.shape[1] - 1) // t
+    xt = x[:, 1:].reshape(b * hw, t, d)  # 'b (h w t) m -> (b h w) t m'
+    res_temporal = block.temporal_fc(block.attn_t(block.norm_t(xt))[0].reshape(b, hw * t, d))
+    xt = x[:, 1:] + res_temporal
+    init_cls = x[:, :1]
+    cls = init_cls.repeat(1, t, 1).reshape(b * t, 1, d)
+    xs = xt.reshape(b, hw, t, d).transpose(1, 2).reshape(b * t, hw, d)  # 'b (h w t) m -> (b t) (h w) m'
+    res_spatial = block.attn_s(block.norm_s(torch.cat([cls, xs], dim=1)))[0]
+    cls = res_spatial[:, 0].reshape(b, t, d).mean(dim=1, keepdim=True)  # averaging for every frame
+    res = res_spatial[:, 1:].reshape(b, t, hw, d).transpose(1, 2).reshape(b, hw * t, d)
+    x = torch.cat([init_cls, xt], dim=1) + torch.cat([cls, res], dim=1)
+    return x + block.mlp(block.norm_mlp(x))
+
+
+def test_divided_block_is_the_official_timesformer_block() -> None:
+    from representations.encoders.video_vit import DividedBlock
+
+    torch.manual_seed(0)
+    block = DividedBlock(16, 2, 2.0, drop_path=0.1).eval()  # eval: stochastic depth off
+    nn.init.normal_(block.temporal_fc.weight, std=0.3)  # the model starts it at zero: exercise it here
+    nn.init.normal_(block.temporal_fc.bias, std=0.3)
+    b, t, n = 2, 3, 4
+    official = torch.randn(b, 1 + n * t, 16)
+    want = official_divided_block(block, official, b, t)
+    tokens = official[:, 1:].reshape(b, n, t, 16).transpose(1, 2)  # ours: (B, T', n, D)
+    cls, x, _ = block(official[:, 0], tokens)
+    assert torch.allclose(cls, want[:, 0], atol=1e-5)
+    assert torch.allclose(x, want[:, 1:].reshape(b, n, t, 16).transpose(1, 2), atol=1e-5)
+
+
+def test_divided_video_vit_starts_without_temporal_mixing() -> None:
+    """TimeSformer zeroes every block's temporal_fc: at initialisation the temporal attention adds
+    nothing, and the first gradient reaches temporal_fc (not yet the attention behind it)."""
+    model = tiny_video(attention="divided", tubelet_size=1)
+    for blk in model.blocks:
+        assert torch.count_nonzero(blk.temporal_fc.weight) == 0 and torch.count_nonzero(blk.temporal_fc.bias) == 0
+    video = torch.randn(2, 3, 4, 16, 16)
+    before = model(video)
+    with torch.no_grad():
+        for blk in model.blocks:
+            blk.attn_t.qkv.weight.normal_()
+    assert torch.allclose(model(video), before, atol=1e-6)
+    (model(video) * torch.randn(2, 16)).sum().backward()
+    assert model.blocks[0].temporal_fc.weight.grad.abs().sum() > 0
+    assert model.blocks[0].attn_t.qkv.weight.grad.abs().sum() == 0
+
+
+@pytest.mark.parametrize("attention", ["joint", "divided"])
+def test_video_vit_drop_path_only_in_training(attention: str) -> None:
+    tubelet = 2 if attention == "joint" else 1
+    plain = tiny_video(attention=attention, tubelet_size=tubelet, depth=3)
+    dropping = tiny_video(attention=attention, tubelet_size=tubelet, depth=3, drop_path=0.5)
+    assert [blk.drop_path.rate for blk in dropping.blocks] == pytest.approx([0.0, 0.25, 0.5])
+    video = torch.randn(4, 3, 4, 16, 16)
+    assert torch.equal(dropping(video), plain(video))  # no parameters added: eval mode is the same model
+    dropping.train()
+    torch.manual_seed(1)
+    first = dropping(video)
+    assert not torch.allclose(first, dropping(video))
+
+
+def test_divided_block_draws_stochastic_depth_where_timesformer_does(monkeypatch) -> None:
+    """Per (clip, location) on the temporal branch, per (clip, frame) on the spatial one, one draw per
+    clip shared by the [CLS] and the patch tokens on the MLP."""
+    from representations.encoders.video_vit import DividedBlock
+    from representations.modules import DropPath
+
+    block = DividedBlock(16, 2, 2.0, drop_path=0.3).train()
+    rows: list[tuple[str, int]] = []
+    scale = DropPath.scale
+    monkeypatch.setattr(DropPath, "forward", lambda self, x: rows.append(("branch", x.shape[0])) or x)
+    monkeypatch.setattr(DropPath, "scale", lambda self, n, like: rows.append(("shared", n)) or scale(self, n, like))
+    b, t, n = 2, 3, 4
+    block(torch.randn(b, 16), torch.randn(b, t, n, 16))
+    assert rows == [("branch", b * n), ("branch", b * t), ("shared", b)]
+
+
 def test_video_vit_patchify_order() -> None:
     model = tiny_video()
     video = torch.randn(2, 3, 4, 16, 16)

@@ -14,10 +14,10 @@ from representations.objectives import M2CRL, METHODS
 from representations.objectives.base import PIXEL_MEAN, PIXEL_STD
 
 
-def tiny(global_mask="attention", **kwargs) -> M2CRL:
+def tiny(global_mask="attention", drop_path=0.0, **kwargs) -> M2CRL:
     torch.manual_seed(0)
     encoder = VideoViT(image_size=32, patch_size=8, num_frames=4, tubelet_size=2, width=32, depth=2, heads=2,
-                       attention="divided", mask_token=True)
+                       attention="divided", mask_token=True, drop_path=drop_path)
     views = MultiViewSampler(MultiViewConfig(global_size=32, local_size=24, global_frames=(4, 4),
                                              local_frames=(2, 2, 4), global_offset=0.1, local_span=0.5))
     return M2CRL(encoder, views, out_dim=64, hidden_dim=32, bottleneck_dim=16, global_mask=global_mask,
@@ -122,6 +122,20 @@ def test_gradients_reach_the_student_only_and_teacher_follows_by_ema():
     expected = 1.0 - (1.0 - 0.996) * (torch.cos(torch.tensor(torch.pi / 10)) + 1) / 2  # cosine 0.996 -> 1
     assert m == pytest.approx(float(expected), abs=1e-6)
     assert torch.allclose(obj.teacher["encoder"].cls_token, m * before + (1 - m) * obj.encoder.cls_token)
+
+
+def test_teacher_drops_paths_like_the_official_teacher():
+    """The official teacher is built with drop-path 0.1 like the student and never put in eval mode."""
+    obj = tiny(drop_path=0.5)
+    obj.eval()  # even when the caller left the objective in eval mode
+    view = torch.rand(4, 3, 4, 32, 32)
+    first, _ = obj.teacher_forward([view])
+    second, _ = obj.teacher_forward([view])
+    assert obj.teacher["encoder"].training and obj.teacher["encoder"].blocks[1].drop_path.rate == 0.5
+    assert not torch.allclose(first, second)
+    with torch.no_grad():
+        obj.teacher["encoder"].eval()
+        assert torch.equal(obj.teacher["encoder"](view), obj.teacher["encoder"](view))
 
 
 def test_ablation_without_reconstruction_skips_the_masked_passes():
@@ -235,7 +249,7 @@ def test_batchnorm_head_gives_the_untrained_teacher_diverse_targets():
         centred = (logits - logits.mean(dim=(0, 1))) / 0.04
         p = centred.softmax(-1)
         entropies[norm] = float(-(p * p.clamp_min(1e-12).log()).sum(-1).mean())
-        assert obj.teacher["head"].training and not obj.teacher["encoder"].training
+        assert obj.teacher["head"].training and obj.teacher["encoder"].training  # never in eval mode, as officially
     assert entropies["bn"] < entropies[None] - 0.5
 
 

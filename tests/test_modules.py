@@ -12,12 +12,14 @@ from representations.modules import (
     EMA,
     Attention,
     DINOHead,
+    DropPath,
     MaskToken,
     MLPHead,
     PatchEmbed,
     SequenceTransformer,
     TubeletEmbed,
     cosine_momentum,
+    drop_path_rates,
     ema_update,
     inverse_sqrt_warmup,
     linear_momentum,
@@ -177,6 +179,30 @@ def test_dino_head_gives_cosine_logits() -> None:
 
 
 # ---------------------------------------------------------------- transformers
+
+def test_drop_path_zeroes_whole_rows_at_its_rate_and_rescales_the_rest() -> None:
+    torch.manual_seed(0)
+    drop = DropPath(0.25)
+    x = torch.randn(4000, 3, 5)
+    out = drop.train()(x)
+    kept = (out != 0).flatten(1).any(dim=1)
+    # a row is either zeroed as a whole or kept and scaled by 1 / (1 - rate)
+    assert torch.equal(out[~kept], torch.zeros_like(out[~kept]))
+    assert torch.allclose(out[kept], x[kept] / 0.75)
+    dropped = 1 - kept.float().mean().item()
+    assert abs(dropped - 0.25) < 4 * (0.25 * 0.75 / 4000) ** 0.5  # binomial: within 4 standard errors
+    assert torch.equal(drop.eval()(x), x)
+    assert torch.equal(DropPath(0.0).train()(x), x)
+    with pytest.raises(ValueError, match="drop-path rate"):
+        DropPath(1.0)
+
+
+def test_drop_path_rates_rise_linearly_over_the_blocks() -> None:
+    assert drop_path_rates(0.1, 1) == [0.0]
+    assert drop_path_rates(0.0, 3) == [0.0, 0.0, 0.0]
+    assert drop_path_rates(0.1, 3) == pytest.approx([0.0, 0.05, 0.1])
+    assert drop_path_rates(0.1, 12)[1] == pytest.approx(0.1 / 11)  # TimeSformer's torch.linspace(0, 0.1, 12)
+
 
 def test_attention_weights_path_matches_fused_path() -> None:
     torch.manual_seed(0)

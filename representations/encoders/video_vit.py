@@ -15,7 +15,15 @@ from torch import nn
 
 from ..modules.patch import MaskToken, TubeletEmbed, to_float_pixels
 from ..modules.positions import resize_grid_positions, resize_sequence_positions
-from ..modules.transformer import MLP, Attention, Block, init_transformer_weights
+from ..modules.transformer import (
+    MLP,
+    Attention,
+    Block,
+    DropPath,
+    drop_path_rates,
+    init_transformer_weights,
+    scale_rows,
+)
 from .vit import gather_tokens
 
 
@@ -29,35 +37,42 @@ class VideoViTOutput(NamedTuple):
 
 
 class DividedBlock(nn.Module):
-    """TimeSformer block: temporal attention per location, spatial attention per frame, then MLP.
+    """TimeSformer block: temporal attention per location (through ``temporal_fc``), spatial attention
+    per frame, then MLP.
 
     The [CLS] token (B, D) joins each frame's spatial attention and its per-frame updates are
     averaged, which is what makes its attention readable per frame. Patch tokens are (B, T', n, D).
+    Stochastic depth draws where TimeSformer's does: per (clip, location) on the temporal branch, per
+    (clip, frame) on the spatial one, per clip on the MLP.
     """
 
-    def __init__(self, dim: int, heads: int, mlp_ratio: float = 4.0, qkv_bias: bool = True) -> None:
+    def __init__(self, dim: int, heads: int, mlp_ratio: float = 4.0, qkv_bias: bool = True,
+                 drop_path: float = 0.0) -> None:
         super().__init__()
         self.norm_t = nn.LayerNorm(dim, eps=1e-6)
         self.attn_t = Attention(dim, heads, qkv_bias)
+        self.temporal_fc = nn.Linear(dim, dim)
         self.norm_s = nn.LayerNorm(dim, eps=1e-6)
         self.attn_s = Attention(dim, heads, qkv_bias)
         self.norm_mlp = nn.LayerNorm(dim, eps=1e-6)
         self.mlp = MLP(dim, int(dim * mlp_ratio))
+        self.drop_path = DropPath(drop_path)
 
     def forward(
         self, cls: torch.Tensor, x: torch.Tensor, need_weights: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         b, t, n, d = x.shape
         xt = x.transpose(1, 2).reshape(b * n, t, d)
-        xt = xt + self.attn_t(self.norm_t(xt))[0]
+        xt = xt + self.temporal_fc(self.drop_path(self.attn_t(self.norm_t(xt))[0]))
         x = xt.reshape(b, n, t, d).transpose(1, 2)
         seq = torch.cat([cls[:, None, None, :].expand(b, t, 1, d), x], dim=2).reshape(b * t, 1 + n, d)
         out, weights = self.attn_s(self.norm_s(seq), None, need_weights)
-        out = out.reshape(b, t, 1 + n, d)
+        out = self.drop_path(out).reshape(b, t, 1 + n, d)
         cls = cls + out[:, :, 0].mean(dim=1)
         x = x + out[:, :, 1:]
-        cls = cls + self.mlp(self.norm_mlp(cls))
-        x = x + self.mlp(self.norm_mlp(x))
+        keep = self.drop_path.scale(b, x)
+        cls = cls + scale_rows(self.mlp(self.norm_mlp(cls)), keep)
+        x = x + scale_rows(self.mlp(self.norm_mlp(x)), keep)
         if weights is not None:
             weights = weights.reshape(b, t, *weights.shape[1:])
         return cls, x, weights
@@ -67,8 +82,10 @@ class VideoViT(nn.Module):
     """Video (B, C, T, H, W) -> [CLS] features (B, width); ``feature_dim`` = ``width``.
 
     ``attention="joint"`` attends over all space-time tokens at once; ``"divided"`` alternates
-    temporal and spatial attention (cheaper for long clips). ``mask_token=True`` adds a learned
-    token that replaces masked tubelets (``forward(video, mask=...)``) before positions are added.
+    temporal and spatial attention (cheaper for long clips); its ``temporal_fc`` starts at zero, as
+    TimeSformer's, so at initialisation no patch token mixes across time. ``drop_path``: stochastic
+    depth rising linearly from 0 to this rate over the blocks. ``mask_token=True`` adds a learned token
+    that replaces masked tubelets (``forward(video, mask=...)``) before positions are added.
     uint8 video is scaled to [0, 1]; float video is used as given.
     """
 
@@ -86,6 +103,7 @@ class VideoViT(nn.Module):
         attention: str = "joint",
         mask_token: bool = False,
         qkv_bias: bool = True,
+        drop_path: float = 0.0,
     ) -> None:
         super().__init__()
         if attention not in ("joint", "divided"):
@@ -98,6 +116,7 @@ class VideoViT(nn.Module):
             image_size=image_size, patch_size=patch_size, num_frames=num_frames,
             tubelet_size=tubelet_size, in_channels=in_channels, width=width, depth=depth, heads=heads,
             mlp_ratio=mlp_ratio, attention=attention, mask_token=mask_token, qkv_bias=qkv_bias,
+            drop_path=drop_path,
         )
         self.patch_embed = TubeletEmbed(in_channels, patch_size, tubelet_size, width)
         steps, rows, cols = self.patch_embed.grid_size(num_frames, image_size, image_size)
@@ -109,9 +128,14 @@ class VideoViT(nn.Module):
         self.cls_token = nn.Parameter(torch.zeros(1, 1, width))
         self.mask_token = MaskToken(width) if mask_token else None
         block = Block if attention == "joint" else DividedBlock
-        self.blocks = nn.ModuleList(block(width, heads, mlp_ratio, qkv_bias) for _ in range(depth))
+        self.blocks = nn.ModuleList(block(width, heads, mlp_ratio, qkv_bias, rate)
+                                    for rate in drop_path_rates(drop_path, depth))
         self.norm = nn.LayerNorm(width, eps=1e-6)
         self.apply(init_transformer_weights)
+        for blk in self.blocks:
+            if isinstance(blk, DividedBlock):
+                nn.init.zeros_(blk.temporal_fc.weight)
+                nn.init.zeros_(blk.temporal_fc.bias)
         for p in (self.spatial_pos, self.temporal_pos, self.cls_token):
             nn.init.trunc_normal_(p, std=0.02, a=-0.04, b=0.04)
 

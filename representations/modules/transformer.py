@@ -55,22 +55,59 @@ class MLP(nn.Module):
         return self.fc2(F.gelu(self.fc1(x)))
 
 
-class Block(nn.Module):
-    """x + attn(LN(x)), then x + mlp(LN(x)) (pre-norm, as in ViT / MAE / DINO)."""
+class DropPath(nn.Module):
+    """Stochastic depth: in training, a residual branch is zeroed for a whole row of dim 0 with
+    probability ``rate`` and the kept rows are scaled by 1 / (1 - rate); identity in eval mode."""
 
-    def __init__(self, dim: int, heads: int, mlp_ratio: float = 4.0, qkv_bias: bool = True) -> None:
+    def __init__(self, rate: float = 0.0) -> None:
+        super().__init__()
+        if not 0.0 <= rate < 1.0:
+            raise ValueError(f"drop-path rate must be in [0, 1), got {rate}")
+        self.rate = float(rate)
+
+    def scale(self, rows: int, like: torch.Tensor) -> torch.Tensor | None:
+        """(rows,) factors, 0 or 1 / (1 - rate), for branches that share one draw; None when inactive."""
+        if self.rate == 0.0 or not self.training:
+            return None
+        keep = 1.0 - self.rate
+        return like.new_empty(rows).bernoulli_(keep) / keep
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return scale_rows(x, self.scale(x.shape[0], x))
+
+    def extra_repr(self) -> str:
+        return f"rate={self.rate}"
+
+
+def scale_rows(x: torch.Tensor, factors: torch.Tensor | None) -> torch.Tensor:
+    """x with row i of dim 0 multiplied by factors[i] (x itself when there are none)."""
+    return x if factors is None else x * factors.reshape(-1, *(1,) * (x.dim() - 1))
+
+
+class Block(nn.Module):
+    """x + attn(LN(x)), then x + mlp(LN(x)) (pre-norm, as in ViT / MAE / DINO); ``drop_path`` is the
+    stochastic-depth rate of both residual branches."""
+
+    def __init__(self, dim: int, heads: int, mlp_ratio: float = 4.0, qkv_bias: bool = True,
+                 drop_path: float = 0.0) -> None:
         super().__init__()
         self.norm1 = nn.LayerNorm(dim, eps=1e-6)
         self.attn = Attention(dim, heads, qkv_bias)
         self.norm2 = nn.LayerNorm(dim, eps=1e-6)
         self.mlp = MLP(dim, int(dim * mlp_ratio))
+        self.drop_path = DropPath(drop_path)
 
     def forward(
         self, x: torch.Tensor, attn_mask: torch.Tensor | None = None, need_weights: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         attended, weights = self.attn(self.norm1(x), attn_mask, need_weights)
-        x = x + attended
-        return x + self.mlp(self.norm2(x)), weights
+        x = x + self.drop_path(attended)
+        return x + self.drop_path(self.mlp(self.norm2(x))), weights
+
+
+def drop_path_rates(rate: float, depth: int) -> list[float]:
+    """Per-block stochastic-depth rates rising linearly from 0 to ``rate`` (the timm / TimeSformer rule)."""
+    return torch.linspace(0.0, float(rate), depth).tolist() if depth else []
 
 
 def init_transformer_weights(module: nn.Module) -> None:

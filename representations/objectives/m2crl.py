@@ -131,8 +131,9 @@ class M2CRL(Objective):
     @torch.no_grad()
     def teacher_forward(self, views: Sequence[torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Teacher logits (V, B, K) and last-layer [CLS] attention (B, heads, T', N) of each global view."""
-        self.teacher.eval()  # no dropout in the target: it only follows by EMA
-        self.teacher["head"].train()  # a BatchNorm head normalises with batch statistics, as DINO's teacher
+        # the official teacher is never put in eval mode: its backbone's drop-path is active (M2CRL builds
+        # teacher and student with drop_path_rate 0.1) and a BatchNorm head uses batch statistics
+        self.teacher.train()
         cls, attention = [], []
         for v in views:
             out = self.teacher["encoder"](v, return_attention=True)

@@ -32,6 +32,7 @@ import shutil
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
@@ -179,9 +180,12 @@ def mean_ci(values: list[float]) -> dict[str, Any]:
     return {"mean": round(mean, 2), "ci95": round(half, 2), "values": [round(v, 2) for v in values]}
 
 
-def finetune(encoder, train, test, epochs: int, seed: int, lr: float = 3e-4, batch: int = 32) -> float:
-    """Top-1 % on test after ``epochs`` of end-to-end training of encoder + linear head (no augmentation),
-    on normalised clips as in pretraining."""
+def finetune(encoder, train, test, epochs: int, seed: int, lr: float = 3e-4, batch: int = 32,
+             augment: Callable[[Any], Any] | None = None,
+             after_epoch: Callable[[int, Any], None] | None = None) -> float:
+    """Top-1 % on test after ``epochs`` of end-to-end training of encoder + linear head, on normalised
+    clips as in pretraining; ``augment`` maps a batch of uint8 clips to float views in [0, 1] (default:
+    the clips as they are), ``after_epoch(epoch, head)`` sees the model after each epoch."""
     import torch
     from torch import nn
 
@@ -192,16 +196,28 @@ def finetune(encoder, train, test, epochs: int, seed: int, lr: float = 3e-4, bat
     params = list(encoder.parameters()) + list(head.parameters())
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.05)
     gen = torch.Generator().manual_seed(seed)
-    encoder.train()
-    for _ in range(epochs):
+    for epoch in range(1, epochs + 1):
+        encoder.train()
         order = torch.randperm(len(train), generator=gen)
         for i in range(0, len(train), batch):
             idx = order[i:i + batch]
-            logits = head(encoder(normalise(train.clips[idx].float() / 255)))
+            clips = augment(train.clips[idx]) if augment is not None else train.clips[idx].float() / 255
+            logits = head(encoder(normalise(clips)))
             loss = nn.functional.cross_entropy(logits, train.labels[idx])
             opt.zero_grad()
             loss.backward()
             opt.step()
+        if after_epoch is not None:
+            after_epoch(epoch, head)
+    return head_top1(encoder, head, test)
+
+
+def head_top1(encoder, head, test) -> float:
+    """Top-1 % of encoder + head on the test clips (the encoder in eval mode)."""
+    import torch
+
+    from representations.objectives import normalise
+
     encoder.eval()
     with torch.no_grad():
         pred = torch.cat([head(encoder(normalise(test.clips[i:i + 64].float() / 255))).argmax(1)
@@ -732,6 +748,56 @@ def references(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+def supervised_ceiling(args: argparse.Namespace) -> dict[str, Any]:
+    """What labels make of this encoder on these clips: a fresh VideoViT per seed trained end to end with
+    cross-entropy through a linear head (AdamW 3e-4, the fine-tune's settings), on the clips as they are
+    and on one augmented global view per clip (the M2CRL sampler's crop, flip and colour jitter), its
+    frozen [CLS] probed after ``--supervised-epochs`` exactly as a pretrained teacher is. A
+    self-supervised objective has room to beat the untrained encoder only as far as labels can."""
+    import torch
+
+    torch.set_num_threads(1)
+    from representations.data.video_views import MultiViewConfig, MultiViewSampler
+    from representations.pretrain.build import build_model_encoder, load_data
+    from representations.pretrain.run import evaluate_encoder
+
+    cfg = compose(common_overrides(args))
+    train, test = load_data(cfg["data"], 0)
+    views = {**cfg["data"]["views"], "global_frames": [int(cfg["data"]["frames"])], "local_frames": []}
+    sampler = MultiViewSampler(MultiViewConfig(**views))
+    rows: list[dict[str, Any]] = []
+    for augmented in (False, True):
+        for seed in args.seeds:
+            torch.manual_seed(seed)
+            encoder = build_model_encoder(cfg["encoder"], cfg["method"], 3, train.image_size)
+            gen = torch.Generator().manual_seed(seed)
+            began = time.time()
+
+            def checkpoint(epoch: int, head, encoder=encoder, seed=seed, augmented=augmented, began=began) -> None:
+                if epoch not in args.supervised_epochs:
+                    return
+                scores = evaluate_encoder(encoder, train, test, cfg["eval"], "none", seed)
+                row = {"augmented": augmented, "seed": seed, "epochs": epoch, **probes(scores),
+                       "head_top1": round(head_top1(encoder, head, test), 2),
+                       "wall_s": round(time.time() - began, 1)}
+                print(json.dumps(row), flush=True)
+                rows.append(row)
+
+            finetune(encoder, train, test, max(args.supervised_epochs), seed,
+                     augment=(lambda clips, gen=gen: sampler(clips, gen).globals[0]) if augmented else None,
+                     after_epoch=checkpoint)
+    table = {}
+    for augmented in (False, True):
+        for epochs in args.supervised_epochs:
+            mine = [r for r in rows if r["augmented"] == augmented and r["epochs"] == epochs]
+            name = f"supervised, {epochs} epochs{', augmented' if augmented else ''}"
+            table[name] = {k: mean_ci([r[k] for r in mine]) for k in ("knn_top1", "linear_top1", "head_top1")}
+    return {"what": supervised_ceiling.__doc__.split("\n\n")[0].replace("\n    ", " "),
+            "data": cfg["data"].get("path") or "the bundled DeepMimic clips",
+            "steps_per_epoch": -(-len(train) // 32), "table": table, "runs": rows,
+            "command": "OMP_NUM_THREADS=1 python benchmarks/pretrain_video.py --supervised-ceiling"}
+
+
 def cost(args: argparse.Namespace) -> dict[str, Any]:
     """Mask vs teacher forward, and loader clips/s vs training steps/s, medians over ``rounds``."""
     import torch
@@ -1008,6 +1074,10 @@ def main() -> None:
                              "at the L2 each holdout picks (pretrain_video_probe_l2.json)")
     parser.add_argument("--figure", action="store_true",
                         help="only redraw benchmarks/results/pretrain_video.png from the committed result files")
+    parser.add_argument("--supervised-ceiling", action="store_true",
+                        help="only train fresh VideoViTs on the labels and probe their frozen [CLS] "
+                             "(pretrain_video_supervised.json): how far can any representation rise here?")
+    parser.add_argument("--supervised-epochs", type=int, nargs="+", default=[10, 40, 100])
     parser.add_argument("--probe-run", default=None, metavar="RUN_DIR",
                         help="only print the teacher (eval.json) and student probes of a finished mcrl-pretrain run")
     args = parser.parse_args()
@@ -1041,6 +1111,11 @@ def main() -> None:
         return
     if args.figure:
         figure(ROOT / "benchmarks" / "results" / "pretrain_video.png")
+        return
+    if args.supervised_ceiling:
+        result = supervised_ceiling(args)
+        print(json.dumps(result["table"], indent=2))
+        atomic_write_json(ROOT / "benchmarks" / "results" / "pretrain_video_supervised.json", result)
         return
     if args.probe_run:
         import yaml
@@ -1109,7 +1184,7 @@ def main() -> None:
                    "epochs": args.steps * args.batch_size / n_train, "probe": "L-BFGS logistic regression",
                    "finetune_epochs": args.finetune_epochs,
                    "encoder": f"width {enc['width']} depth {enc['depth']} patch {enc['patch_size']} "
-                              f"tubelet {enc['tubelet_size']} {enc['attention']}",
+                              f"tubelet {enc['tubelet_size']} {enc['attention']} drop-path {enc['drop_path']}",
                    "views": cfg["data"]["views"]},
         "table": table,
         "references": references(args),

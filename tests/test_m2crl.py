@@ -328,6 +328,41 @@ def test_view_agreement_matches_a_hand_computation():
                    "within_over_between_variance": round(0.05 / 0.325, 3)}
 
 
+def test_finetune_shows_each_epoch_and_augments_only_what_it_trains_on():
+    """The supervised ceiling's training loop: ``after_epoch`` sees every epoch's head, the last one's test
+    accuracy is what ``finetune`` returns (a hand count of the argmax hits), and ``augment`` gets the uint8
+    training batches only."""
+    from benchmarks.pretrain_video import finetune, head_top1
+
+    class Clips:
+        def __init__(self, n: int, gen: torch.Generator) -> None:
+            self.clips = torch.randint(0, 256, (n, 3, 4, 16, 16), generator=gen, dtype=torch.uint8)
+            self.labels, self.num_classes = torch.arange(n) % 3, 3
+
+        def __len__(self) -> int:
+            return len(self.labels)
+
+    gen = torch.Generator().manual_seed(0)
+    train, test = Clips(12, gen), Clips(6, gen)
+    torch.manual_seed(0)
+    encoder = VideoViT(image_size=16, patch_size=8, num_frames=4, tubelet_size=2, width=16, depth=1, heads=2)
+    seen, batches = [], []
+
+    def augment(clips):
+        batches.append((clips.dtype, clips.shape[0]))
+        return clips.float() / 255
+
+    def after_epoch(epoch, head):
+        seen.append((epoch, head_top1(encoder, head, test)))
+        with torch.no_grad():
+            logits = head(encoder((test.clips.float() / 255 - PIXEL_MEAN) / PIXEL_STD))
+        assert seen[-1][1] == pytest.approx(100 * float((logits.argmax(1) == test.labels).float().mean()))
+
+    final = finetune(encoder, train, test, 2, 0, batch=8, augment=augment, after_epoch=after_epoch)
+    assert [e for e, _ in seen] == [1, 2] and seen[-1][1] == final
+    assert batches == [(torch.uint8, 8), (torch.uint8, 4)] * 2
+
+
 def test_patch_token_features_are_the_mean_of_the_normalised_clips_tokens():
     """--token-mean probes the last layer's patch tokens averaged over the clip, of the same normalised
     input the [CLS] evaluation sees; the reference runs the encoder and averages by hand."""

@@ -297,9 +297,9 @@ def teacher_diagnostics(cfg: dict[str, Any], encoder, train) -> dict[str, float]
     clips = train.clips[:64].float() / 255
     views = [objective.prepare(v) for v in objective.views(clips, objective.generators["augment"],
                                                               torch.arange(64), 64).globals]
-    logits, _ = objective.teacher_forward(views)
-    with torch.no_grad():
-        cls = F.normalize(objective.teacher["encoder"](views[0]), dim=-1)
+    logits, _ = objective.teacher_forward(views)  # in train mode, as training runs it
+    with torch.no_grad():  # the [CLS] itself without drop-path noise, as the probes see it
+        cls = F.normalize(objective.teacher["encoder"].eval()(views[0]), dim=-1)
     p = ((logits - logits.mean(dim=(0, 1))) / cfg["method"]["teacher_temp"]).softmax(-1)
     entropy = float(-(p * p.clamp_min(1e-12).log()).sum(-1).mean())
     return {"cls_pairwise_cosine": round(float((cls @ cls.t()).mean()), 4),
@@ -350,8 +350,9 @@ def view_consistency(cfg: dict[str, Any], encoder, clips, seed: int = 0) -> dict
     n = len(clips)
     generator = torch.Generator().manual_seed(seed)
     views = objective.views(clips.float() / 255, generator, torch.arange(n), n).globals
+    teacher = objective.teacher["encoder"].eval()  # what the views change, without drop-path noise on top
     with torch.no_grad():
-        first, second = (F.normalize(objective.teacher["encoder"](objective.prepare(v)), dim=-1) for v in views[:2])
+        first, second = (F.normalize(teacher(objective.prepare(v)), dim=-1) for v in views[:2])
     return view_agreement(first, second)
 
 

@@ -758,14 +758,14 @@ def supervised_ceiling(args: argparse.Namespace) -> dict[str, Any]:
     import torch
 
     torch.set_num_threads(1)
-    from representations.data.video_views import MultiViewConfig, MultiViewSampler
-    from representations.pretrain.build import build_model_encoder, load_data
+    from representations.pretrain.build import build_augment, build_model_encoder, load_data
     from representations.pretrain.run import evaluate_encoder
 
     cfg = compose(common_overrides(args))
     train, test = load_data(cfg["data"], 0)
-    views = {**cfg["data"]["views"], "global_frames": [int(cfg["data"]["frames"])], "local_frames": []}
-    sampler = MultiViewSampler(MultiViewConfig(**views))
+    one_view = {**cfg["data"]["views"], "global_frames": [int(cfg["data"]["frames"])], "local_frames": []}
+    sampler = build_augment({**cfg["data"], "views": one_view}, train.image_size)
+    batch = 32  # the fine-tune's batch
     rows: list[dict[str, Any]] = []
     for augmented in (False, True):
         for seed in args.seeds:
@@ -784,7 +784,7 @@ def supervised_ceiling(args: argparse.Namespace) -> dict[str, Any]:
                 print(json.dumps(row), flush=True)
                 rows.append(row)
 
-            finetune(encoder, train, test, max(args.supervised_epochs), seed,
+            finetune(encoder, train, test, max(args.supervised_epochs), seed, batch=batch,
                      augment=(lambda clips, gen=gen: sampler(clips, gen).globals[0]) if augmented else None,
                      after_epoch=checkpoint)
     table = {}
@@ -795,7 +795,7 @@ def supervised_ceiling(args: argparse.Namespace) -> dict[str, Any]:
             table[name] = {k: mean_ci([r[k] for r in mine]) for k in ("knn_top1", "linear_top1", "head_top1")}
     return {"what": supervised_ceiling.__doc__.split("\n\n")[0].replace("\n    ", " "),
             "data": cfg["data"].get("path") or "the bundled DeepMimic clips",
-            "steps_per_epoch": -(-len(train) // 32), "table": table, "runs": rows,
+            "steps_per_epoch": -(-len(train) // batch), "table": table, "runs": rows,
             "command": "OMP_NUM_THREADS=1 python benchmarks/pretrain_video.py --supervised-ceiling"}
 
 

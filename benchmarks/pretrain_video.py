@@ -32,7 +32,7 @@ import shutil
 import statistics
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
@@ -498,6 +498,17 @@ def summarise_warm_start(result: dict[str, Any]) -> None:
                          for row in ("untrained", "stage1_on_deepmimic", "stage2_teacher", "stage2_student")}
 
 
+def keep_stage_logs(out: Path, seeds: Iterable[str], run_of: Callable[[int], Path]) -> None:
+    """Copy both stages' train.csv (loss terms per 10 steps) of each seed's run beside the result file."""
+    logs = out.parent / f"{out.stem}_runs"
+    logs.mkdir(exist_ok=True)
+    for seed in seeds:
+        for stage in ("stage1", "stage2"):
+            csv = run_of(int(seed)) / stage / "train.csv"
+            if csv.is_file():
+                shutil.copyfile(csv, logs / f"s{seed}_{stage}.csv")
+
+
 def warm_start_run(args: argparse.Namespace, seed: int) -> Path:
     return Path(args.runs_dir) / f"warm_start_{'footage_' if args.stage1_data == 'footage' else ''}s{seed}"
 
@@ -752,9 +763,9 @@ def references(args: argparse.Namespace) -> dict[str, Any]:
 def supervised_ceiling(args: argparse.Namespace) -> dict[str, Any]:
     """What labels make of this encoder on these clips: a fresh VideoViT per seed trained end to end with
     cross-entropy through a linear head (AdamW 3e-4, the fine-tune's settings), on the clips as they are
-    and on one augmented global view per clip (the M2CRL sampler's crop, flip and colour jitter), its
-    frozen [CLS] probed after ``--supervised-epochs`` exactly as a pretrained teacher is. A
-    self-supervised objective has room to beat the untrained encoder only as far as labels can."""
+    and on one augmented global view per clip (the M2CRL sampler's crop, flip, colour jitter and
+    greyscale), its frozen [CLS] probed after ``--supervised-epochs`` exactly as a pretrained teacher is.
+    A self-supervised objective has room to beat the untrained encoder only as far as labels can."""
     import torch
 
     torch.set_num_threads(1)
@@ -1096,13 +1107,8 @@ def main() -> None:
             result["seeds"] = {**earlier["seeds"], **result["seeds"]}
         if args.warm_start:
             summarise_warm_start(result)
-            logs = out.parent / f"{out.stem}_runs"  # both stages' train.csv (loss terms per 10 steps) per seed
-            logs.mkdir(exist_ok=True)
-            for seed in result["seeds"]:
-                for stage in ("stage1", "stage2"):
-                    csv = warm_start_run(args, int(seed)) / stage / "train.csv"
-                    if csv.is_file():
-                        shutil.copyfile(csv, logs / f"s{seed}_{stage}.csv")
+        keep_stage_logs(out, result["seeds"], lambda seed: warm_start_run(args, seed) if args.warm_start
+                        else Path(args.runs_dir) / f"two_stage_s{seed}")
         atomic_write_json(out, result)
         return
     if args.long_run:

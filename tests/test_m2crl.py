@@ -287,10 +287,10 @@ def test_linear_probe_beats_untrained_on_moving_fashion_mnist(tmp_path):
 def test_real_footage_checkpoint_keeps_dino_targets(tmp_path):
     """Stage 1 of the warm start (benchmarks/pretrain_video.py --warm-start --stage1-data footage): 1000
     CPU-schedule steps on the bundled unlabelled real footage keep the DINO teacher's targets (the term
-    ends well below ln K: 6.11-6.17 against ln 1024 = 6.93 in benchmarks/results/
+    ends well below ln K: 6.17-6.23 against ln 1024 = 6.93 in benchmarks/results/
     pretrain_video_warm_start_footage.json). Whether the checkpoint then helps the DeepMimic clips is a
-    result, not a property: with the leak-free probe it does not (+2.8 / +0.4 / -4.2 points linear,
-    README), so no test asserts it."""
+    result, not a property: with the leak-free probe it does not (-0.7 / +4.9 / -2.5 points linear
+    against the same seed untrained, docs/m2crl_experiments.md), so no test asserts it."""
     import argparse
     import math
 

@@ -443,6 +443,10 @@ def continue_m2crl(args: argparse.Namespace, seed: int, start, train, run: Path)
             "stage2_dino_last": round(read_csv_column(run / "stage2" / "train.csv", "dino")[-1], 3)}
 
 
+def two_stage_run(args: argparse.Namespace, seed: int) -> Path:
+    return Path(args.runs_dir) / f"two_stage_s{seed}"
+
+
 def two_stage(args: argparse.Namespace) -> dict[str, Any]:
     """A warm start from the same clips: a reconstruction-only stage, whose student (``init=``) starts
     full M2CRL."""
@@ -455,7 +459,7 @@ def two_stage(args: argparse.Namespace) -> dict[str, Any]:
     out: dict[str, Any] = {"stages": f"{args.steps} steps reconstruction only (method.distill_weight=0), "
                                      f"then {args.steps} steps of m2crl from its student (init=)", "seeds": {}}
     for seed in args.seeds:
-        run = Path(args.runs_dir) / f"two_stage_s{seed}"
+        run = two_stage_run(args, seed)
         cfg1 = compose([*common_overrides(args), "method.distill_weight=0", f"seed={seed}"])
         train, test = load_data(cfg1["data"], seed)
         torch.manual_seed(seed)
@@ -1107,8 +1111,8 @@ def main() -> None:
             result["seeds"] = {**earlier["seeds"], **result["seeds"]}
         if args.warm_start:
             summarise_warm_start(result)
-        keep_stage_logs(out, result["seeds"], lambda seed: warm_start_run(args, seed) if args.warm_start
-                        else Path(args.runs_dir) / f"two_stage_s{seed}")
+        keep_stage_logs(out, result["seeds"], lambda seed: (warm_start_run if args.warm_start else two_stage_run)(
+            args, seed))
         atomic_write_json(out, result)
         return
     if args.long_run:

@@ -180,6 +180,28 @@ def mean_ci(values: list[float]) -> dict[str, Any]:
     return {"mean": round(mean, 2), "ci95": round(half, 2), "values": [round(v, 2) for v in values]}
 
 
+SUMMARY_KEYS = ("knn_top1", "linear_top1", "student_knn_top1", "student_linear_top1", "first_loss", "final_loss",
+                "step_time_s", "finetune_top1", *TOKEN_KEYS, *(f"student_{k}" for k in TOKEN_KEYS))
+GAIN_KEYS = ("knn_top1", "linear_top1")
+
+
+def summarise(rows: list[dict[str, Any]], names: Iterable[str], seeds: list[int],
+              untrained: dict[str, Any]) -> dict[str, Any]:
+    """Each variant's mean ± CI over seeds, and its paired gain: the probe minus the untrained encoder of the
+    same seed (same initial weights, same probe split), whose interval the initialisation's spread does not
+    widen. ``untrained`` is the references' entry, its values in the order of ``seeds``."""
+    table = {}
+    for name in names:
+        mine = sorted((r for r in rows if r["variant"] == name), key=lambda r: seeds.index(r["seed"]))
+        entry = {k: mean_ci([float(r[k]) for r in mine]) for k in SUMMARY_KEYS if k in mine[0]}
+        for key in GAIN_KEYS:
+            base = dict(zip(seeds, untrained[key]["values"], strict=True))
+            gains = [float(r[key]) - base[r["seed"]] for r in mine]
+            entry[f"{key}_gain"] = {**mean_ci(gains), "seeds_above": sum(g > 0 for g in gains)}
+        table[name] = entry
+    return table
+
+
 def finetune(encoder, train, test, epochs: int, seed: int, lr: float = 3e-4, batch: int = 32,
              augment: Callable[[Any], Any] | None = None,
              after_epoch: Callable[[int, Any], None] | None = None) -> float:
@@ -1003,6 +1025,52 @@ def figure(path: Path) -> None:
     plt.close(fig)
 
 
+MERGE_SAME = ("title", "data")  # and the budget but its seeds, and the raw-pixel probe
+
+
+def merge_results(paths: list[Path]) -> dict[str, Any]:
+    """One result from sweeps of the same variants and budget on different seeds (e.g. seeds 0-2 now and 3-6
+    later): runs and per-seed untrained references joined, means, intervals and paired gains recomputed.
+    Raises ValueError, in one sentence, when the files are not the same experiment."""
+    results = []
+    for path in paths:
+        try:
+            r = json.loads(Path(path).read_text())
+        except json.JSONDecodeError:
+            r = None
+        if not isinstance(r, dict) or not {"budget", "table", "references", "runs", *MERGE_SAME} <= r.keys():
+            raise ValueError(f"{path} is not a result file of this benchmark's sweep")
+        results.append(r)
+    first = results[0]
+
+    def fingerprint(r: dict[str, Any]) -> tuple:
+        budget = {k: v for k, v in r["budget"].items() if k not in ("seeds", "epochs")}
+        return (*(r[k] for k in MERGE_SAME), json.dumps(budget, sort_keys=True), sorted(r["table"]),
+                r["references"]["raw pixels"])
+
+    for path, r in zip(paths[1:], results[1:], strict=True):
+        if fingerprint(r) != fingerprint(first):
+            raise ValueError(f"{path} is not the same experiment as {paths[0]} (data, budget, variants or "
+                             "raw-pixel probe differ)")
+    seeds = [seed for r in results for seed in r["budget"]["seeds"]]
+    if len(set(seeds)) != len(seeds):
+        raise ValueError(f"the files share seeds ({seeds}): each seed may be counted once")
+    untrained_keys = first["references"]["untrained VideoViT"]
+    untrained = {k: mean_ci([v for r in results for v in r["references"]["untrained VideoViT"][k]["values"]])
+                 for k in untrained_keys}
+    runs = [row for r in results for row in r["runs"]]
+    return {**first, "budget": {**first["budget"], "seeds": seeds},
+            "table": summarise(runs, first["table"], seeds, untrained),
+            "references": {**first["references"], "untrained VideoViT": untrained}, "runs": runs,
+            "merged_from": [str(Path(p).resolve().relative_to(ROOT)) if Path(p).resolve().is_relative_to(ROOT)
+                            else str(p) for p in paths],
+            "wall_time_s": round(sum(r["wall_time_s"] for r in results), 1)}
+
+
+def _signed(entry: dict[str, Any]) -> str:
+    return f"{entry['mean']:+.2f} ± {entry['ci95']:.2f}"
+
+
 def _cell(entry: dict[str, Any], key: str) -> str:
     return f"{entry[key]['mean']:.2f} ± {entry[key]['ci95']:.2f}" if key in entry else "-"
 
@@ -1036,6 +1104,16 @@ def markdown(result: dict[str, Any]) -> str:
         cells = " | ".join(_cell(e, k) for k in ("knn_top1", "linear_top1", "student_knn_top1",
                                                   "student_linear_top1", "finetune_top1"))
         lines.append(f"| {name} | {cells} | {e['first_loss']['mean']:.3f} → {e['final_loss']['mean']:.3f} |")
+    gains = {name: e for name, e in result["table"].items() if "linear_top1_gain" in e}
+    if gains:
+        clip = f" One test clip is {100 / result['n_test']:.2f} points." if "n_test" in result else ""
+        lines += ["", "Paired gain of the teacher over the untrained VideoViT of the same seed (same initial weights "
+                  "and probe split): mean ± 95% t-interval of the per-seed differences, and on how many seeds it is "
+                  f"above zero.{clip}", "", "| variant | kNN − untrained | linear − untrained |", "|---|---|---|"]
+        for name, e in gains.items():
+            cells = " | ".join(f"{_signed(e[k])} ({e[k]['seeds_above']}/{len(e[k]['values'])} above)"
+                               for k in ("knn_top1_gain", "linear_top1_gain"))
+            lines.append(f"| {name} | {cells} |")
     if "token_knn_top1" in un:
         lines += ["", "Mean patch token of the last layer instead of [CLS] (MAE's linear-probe pooling), same probes:",
                   "", "| features | kNN top-1 % | linear top-1 % | student kNN % | student linear % |",
@@ -1088,6 +1166,8 @@ def main() -> None:
     parser.add_argument("--probe-l2", nargs="+", default=None, metavar="RUN_DIR",
                         help="only probe raw pixels, untrained encoders and these runs' teachers at every L2 and "
                              "at the L2 each holdout picks (pretrain_video_probe_l2.json)")
+    parser.add_argument("--merge", nargs="+", default=None, metavar="RESULT_JSON",
+                        help="join result files of the same sweep on different seeds into --out (json + md)")
     parser.add_argument("--figure", action="store_true",
                         help="only redraw benchmarks/results/pretrain_video.png from the committed result files")
     parser.add_argument("--supervised-ceiling", action="store_true",
@@ -1119,6 +1199,18 @@ def main() -> None:
         result = long_run(args)
         print(json.dumps(result, indent=2))
         atomic_write_json(ROOT / "benchmarks" / "results" / f"pretrain_video_{args.long_run}_steps.json", result)
+        return
+    if args.merge:
+        if args.out == parser.get_default("out"):
+            parser.error("--merge needs --out: the merged result must not overwrite the committed default run")
+        try:
+            result = merge_results([Path(p) for p in args.merge])
+        except (OSError, ValueError) as err:
+            parser.error(f"cannot merge: {err}")
+        out = Path(args.out)
+        atomic_write_json(out.with_suffix(".json"), result)
+        atomic_write_text(out.with_suffix(".md"), markdown(result))
+        print(markdown(result))
         return
     if args.figure:
         figure(ROOT / "benchmarks" / "results" / "pretrain_video.png")
@@ -1179,18 +1271,15 @@ def main() -> None:
             rows.append(row)
     import torch
 
-    table = {}
-    for name, _ in variants:
-        mine = [r for r in rows if r["variant"] == name]
-        keys = ["knn_top1", "linear_top1", "student_knn_top1", "student_linear_top1", "first_loss", "final_loss",
-                "step_time_s", "finetune_top1", *TOKEN_KEYS, *(f"student_{k}" for k in TOKEN_KEYS)]
-        table[name] = {k: mean_ci([float(r[k]) for r in mine]) for k in keys if k in mine[0]}
+    refs = references(args)
+    table = summarise(rows, [name for name, _ in variants], args.seeds, refs["untrained VideoViT"])
     cfg = compose(common_overrides(args))
     enc = cfg["encoder"]
     result = {
         "title": "moving Fashion-MNIST clips (a sanity check)" if args.fashion_sanity
         else "rendered DeepMimic motion video",
         "data": data_desc,
+        "n_test": n_test,
         "budget": {"steps": args.steps, "batch_size": args.batch_size, "seeds": args.seeds,
                    "epochs": args.steps * args.batch_size / n_train, "probe": "L-BFGS logistic regression",
                    "finetune_epochs": args.finetune_epochs,
@@ -1198,7 +1287,7 @@ def main() -> None:
                               f"tubelet {enc['tubelet_size']} {enc['attention']} drop-path {enc['drop_path']}",
                    "views": cfg["data"]["views"]},
         "table": table,
-        "references": references(args),
+        "references": refs,
         "cost": timing,
         "runs": rows,
         "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(), "torch": torch.__version__,
@@ -1212,7 +1301,7 @@ def main() -> None:
     for row in rows:
         shutil.copyfile(Path(row["run_dir"]) / "train.csv", logs / f"{Path(row['run_dir']).name}.csv")
     atomic_write_json(out.with_suffix(".json"), result)
-    out.with_suffix(".md").write_text(markdown(result))
+    atomic_write_text(out.with_suffix(".md"), markdown(result))
     print(markdown(result))
 
 

@@ -438,3 +438,40 @@ def test_benchmark_reuses_a_finished_run_only_under_the_same_settings(tmp_path, 
         finished_run(run, compose(["steps=1000", "seed=0"]))
     lines = capsys.readouterr().err.strip().splitlines()
     assert stop.value.code == 2 and len(lines) == 1 and "steps 250 there, 1000 here" in lines[0], lines
+
+
+def _sweep(seeds, linear, untrained_linear, steps=1000):
+    """A minimal result file of the sweep: one variant, kNN = linear - 1, untrained kNN = untrained linear."""
+    from benchmarks.pretrain_video import mean_ci
+
+    runs = [{"variant": "v", "seed": s, "knn_top1": x - 1, "linear_top1": x, "first_loss": 9.0, "final_loss": 7.0,
+             "step_time_s": 0.5} for s, x in zip(seeds, linear)]
+    return {"title": "t", "data": "d", "budget": {"steps": steps, "seeds": list(seeds), "epochs": 1.0},
+            "table": {"v": {}}, "runs": runs, "wall_time_s": 10.0,
+            "references": {"raw pixels": {"linear_top1": 38.7},
+                           "untrained VideoViT": {"knn_top1": mean_ci(untrained_linear),
+                                                  "linear_top1": mean_ci(untrained_linear)}}}
+
+
+def test_merged_sweeps_give_paired_gains_by_hand(tmp_path):
+    """Seeds 0-1 from one sweep and 5-6 from another: gains are each run minus the untrained encoder of its own
+    seed (31-30, 29-30, 33-28, 28-28 = 1, -1, 5, 0; mean 1.25, sd sqrt(6.9167), t(0.975, 3) = 3.1824), means
+    and intervals over all four seeds; a file of another budget or a repeated seed is refused."""
+    from benchmarks.pretrain_video import merge_results
+
+    paths = []
+    for i, sweep in enumerate((_sweep([0, 1], [31, 29], [30, 30]), _sweep([5, 6], [33, 28], [28, 28]),
+                               _sweep([7], [30], [30], steps=250), _sweep([1], [30], [30]))):
+        paths.append(tmp_path / f"{i}.json")
+        paths[-1].write_text(json.dumps(sweep))
+    merged = merge_results(paths[:2])
+    assert merged["budget"]["seeds"] == [0, 1, 5, 6] and len(merged["runs"]) == 4
+    gain = merged["table"]["v"]["linear_top1_gain"]
+    assert gain["values"] == [1, -1, 5, 0] and gain["mean"] == 1.25 and gain["seeds_above"] == 2
+    assert gain["ci95"] == round(3.1824 * (6.9167 / 4) ** 0.5, 2)
+    assert merged["table"]["v"]["knn_top1_gain"]["values"] == [0, -2, 4, -1]  # kNN 1 lower, same untrained
+    assert merged["table"]["v"]["linear_top1"]["mean"] == 30.25
+    assert merged["references"]["untrained VideoViT"]["linear_top1"]["values"] == [30, 30, 28, 28]
+    for bad in (paths[2], paths[3]):
+        with pytest.raises(ValueError):
+            merge_results([paths[0], bad])

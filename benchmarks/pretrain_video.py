@@ -177,7 +177,7 @@ def mean_ci(values: list[float]) -> dict[str, Any]:
     mean = statistics.mean(values)
     half = float(stats.t.ppf(0.975, len(values) - 1) * statistics.stdev(values) / len(values) ** 0.5) \
         if len(values) > 1 else 0.0
-    return {"mean": round(mean, 2), "ci95": round(half, 2), "values": [round(v, 2) for v in values]}
+    return {"mean": round(mean, 2) + 0.0, "ci95": round(half, 2), "values": [round(v, 2) + 0.0 for v in values]}
 
 
 SUMMARY_KEYS = ("knn_top1", "linear_top1", "student_knn_top1", "student_linear_top1", "first_loss", "final_loss",
@@ -1030,7 +1030,8 @@ MERGE_SAME = ("title", "data")  # and the budget but its seeds, and the raw-pixe
 
 def merge_results(paths: list[Path]) -> dict[str, Any]:
     """One result from sweeps of the same variants and budget on different seeds (e.g. seeds 0-2 now and 3-6
-    later): runs and per-seed untrained references joined, means, intervals and paired gains recomputed.
+    later): runs and per-seed untrained references joined, means, intervals and paired gains recomputed (one
+    file: its tables recomputed, e.g. to add the paired gains to a file written before them).
     Raises ValueError, in one sentence, when the files are not the same experiment."""
     results = []
     for path in paths:
@@ -1056,15 +1057,16 @@ def merge_results(paths: list[Path]) -> dict[str, Any]:
     if len(set(seeds)) != len(seeds):
         raise ValueError(f"the files share seeds ({seeds}): each seed may be counted once")
     untrained_keys = first["references"]["untrained VideoViT"]
-    untrained = {k: mean_ci([v for r in results for v in r["references"]["untrained VideoViT"][k]["values"]])
-                 for k in untrained_keys}
+    untrained = untrained_keys if len(results) == 1 else {  # joined from the values as rounded in the files
+        k: mean_ci([v for r in results for v in r["references"]["untrained VideoViT"][k]["values"]])
+        for k in untrained_keys}
     runs = [row for r in results for row in r["runs"]]
     return {**first, "budget": {**first["budget"], "seeds": seeds},
             "table": summarise(runs, first["table"], seeds, untrained),
             "references": {**first["references"], "untrained VideoViT": untrained}, "runs": runs,
-            "merged_from": [str(Path(p).resolve().relative_to(ROOT)) if Path(p).resolve().is_relative_to(ROOT)
-                            else str(p) for p in paths],
-            "wall_time_s": round(sum(r["wall_time_s"] for r in results), 1)}
+            "wall_time_s": round(sum(r["wall_time_s"] for r in results), 1),
+            **({"merged_from": [str(Path(p).resolve().relative_to(ROOT)) if Path(p).resolve().is_relative_to(ROOT)
+                                else str(p) for p in paths]} if len(paths) > 1 else {})}
 
 
 def _signed(entry: dict[str, Any]) -> str:
@@ -1140,7 +1142,8 @@ def main() -> None:
     parser.add_argument("--finetune-epochs", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--runs-dir", default=os.environ.get("MCRL_BENCH_RUNS", "/tmp/mcrl_pretrain_video"))
-    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "pretrain_video"))
+    parser.add_argument("--out", default=None,
+                        help="result path without suffix (default benchmarks/results/pretrain_video)")
     parser.add_argument("--quick", action="store_true", help="smoke run: few epochs and timing rounds")
     parser.add_argument("--only", nargs="*", default=None,
                         help=f"variants to run (default: the table); also {', '.join(n for n, _ in EXPLORATORY)}")
@@ -1177,6 +1180,7 @@ def main() -> None:
     parser.add_argument("--probe-run", default=None, metavar="RUN_DIR",
                         help="only print the teacher (eval.json) and student probes of a finished mcrl-pretrain run")
     args = parser.parse_args()
+    out_given, args.out = args.out is not None, args.out or str(ROOT / "benchmarks" / "results" / "pretrain_video")
     if args.init_diagnostics:
         result = init_diagnostics(args)
         print(json.dumps(result, indent=2))
@@ -1201,8 +1205,8 @@ def main() -> None:
         atomic_write_json(ROOT / "benchmarks" / "results" / f"pretrain_video_{args.long_run}_steps.json", result)
         return
     if args.merge:
-        if args.out == parser.get_default("out"):
-            parser.error("--merge needs --out: the merged result must not overwrite the committed default run")
+        if not out_given:
+            parser.error("--merge needs --out (where to write the joined result)")
         try:
             result = merge_results([Path(p) for p in args.merge])
         except (OSError, ValueError) as err:
@@ -1244,7 +1248,7 @@ def main() -> None:
         data_desc = FASHION_VIDEO.format(n_train=n_train, n_test=n_test)
         args.runs_dir = f"{args.runs_dir}/fashion"
         args.only = args.only if args.only is not None else ["m2crl", "m2crl/lr_x8_ema_0.99"]
-        if args.out == parser.get_default("out"):
+        if not out_given:
             args.out = f"{args.out}_fashion_sanity"
     if args.probe_l2:
         result = probe_l2(args, args.probe_l2)

@@ -79,6 +79,10 @@ EXPLORATORY: list[tuple[str, list[str]]] = [
     # (DINO distils from a separate unmasked student pass, as officially; the mask shapes reconstruction.)
     ("m2crl/mask_0.75", ["method.mask_ratio=0.75", "method.local_mask_ratio=0.75"]),
     ("m2crl/mask_0.5", ["method.mask_ratio=0.5", "method.local_mask_ratio=0.5"]),
+    # The teacher ends uniform over its K = 1024 prototypes (official 65536) with 820 training clips. Does a head
+    # with fewer prototypes than clips keep its targets?
+    ("m2crl/out_dim_256", ["method.out_dim=256"]),
+    ("m2crl/out_dim_64", ["method.out_dim=64"]),
 ]
 
 
@@ -914,8 +918,8 @@ FIGURE_CONSISTENT_VIEWS = [  # DeepMimic without augmentation: the DINO term wit
     ("DeepMimic, no augmentation, 250 steps", "pretrain_video_no_augment", "m2crl/no_augment", "tab:red"),
     ("DeepMimic, no augmentation, BatchNorm head, 250 steps", "pretrain_video_no_augment",
      "m2crl/no_augment_bn_head", "tab:pink"),
-    ("DeepMimic, no augmentation, BatchNorm head, 1000 steps", "pretrain_video_no_augment_1000_steps",
-     "m2crl/no_augment_bn_head", "tab:cyan"),
+    ("DeepMimic, no augmentation, BatchNorm head, 1000 steps (seeds 0-6)",
+     "pretrain_video_no_augment_1000_steps_seeds_0_6", "m2crl/no_augment_bn_head", "tab:cyan"),
 ]
 FIGURE_CORPORA = [("deepmimic", "tab:blue"), ("real footage", "tab:brown"), ("moving fashion-mnist", "tab:olive")]
 
@@ -937,8 +941,12 @@ def plot_runs(results: Path, runs: list[tuple[str, str, str, str]], axes_by_key:
         result = json.loads((results / f"{stem}.json").read_text())
         untrained = result["references"]["untrained VideoViT"]["linear_top1"]["values"]
         row_gains = []
+        # a merged file's logs stay beside the files it joined
+        log_dirs = [results / f"{stem}_runs", *(ROOT / f"{Path(p).with_suffix('')}_runs"
+                                                for p in result.get("merged_from", []))]
         for row in (r for r in result["runs"] if r["variant"] == variant):
-            csv = results / f"{stem}_runs" / f"{Path(row['run_dir']).name}.csv"
+            csv = next(d / f"{Path(row['run_dir']).name}.csv" for d in log_dirs
+                       if (d / f"{Path(row['run_dir']).name}.csv").is_file())
             steps = read_csv_column(csv, "step")
             for key, ax in axes_by_key.items():
                 ax.plot(steps, read_csv_column(csv, key), color=colour, lw=1, alpha=0.8,

@@ -20,6 +20,8 @@ checkpoint, here our own on moving Fashion-MNIST or, with ``--stage1-data footag
 footage), ``--only`` with the exploratory variants (e.g. the CPU schedule), and ``--fashion-sanity``
 (moving Fashion-MNIST clips: is it the code or the data?). ``--figure`` redraws
 ``benchmarks/results/pretrain_video.png`` (loss terms and per-seed probe gains) from the committed files.
+Every sweep's table gives each variant's paired gain over the same seed's untrained encoder;
+``--merge A.json B.json --out C`` joins sweeps of one experiment run on different seeds.
 """
 
 from __future__ import annotations

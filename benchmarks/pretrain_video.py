@@ -1066,10 +1066,10 @@ def merge_results(paths: list[Path]) -> dict[str, Any]:
     seeds = [seed for r in results for seed in r["budget"]["seeds"]]
     if len(set(seeds)) != len(seeds):
         raise ValueError(f"the files share seeds ({seeds}): each seed may be counted once")
-    untrained_keys = first["references"]["untrained VideoViT"]
-    untrained = untrained_keys if len(results) == 1 else {  # joined from the values as rounded in the files
+    first_untrained = first["references"]["untrained VideoViT"]
+    untrained = first_untrained if len(results) == 1 else {  # joined from the values as rounded in the files
         k: mean_ci([v for r in results for v in r["references"]["untrained VideoViT"][k]["values"]])
-        for k in untrained_keys}
+        for k in first_untrained}
     runs = [row for r in results for row in r["runs"]]
     return {**first, "budget": {**first["budget"], "seeds": seeds},
             "table": summarise(runs, first["table"], seeds, untrained),

@@ -188,22 +188,25 @@ def mean_ci(values: list[float]) -> dict[str, Any]:
 
 SUMMARY_KEYS = ("knn_top1", "linear_top1", "student_knn_top1", "student_linear_top1", "first_loss", "final_loss",
                 "step_time_s", "finetune_top1", *TOKEN_KEYS, *(f"student_{k}" for k in TOKEN_KEYS))
-GAIN_KEYS = ("knn_top1", "linear_top1")
+PROBE_KEYS = ("knn_top1", "linear_top1", *TOKEN_KEYS)  # each has a paired gain where the untrained reference has it
 
 
 def summarise(rows: list[dict[str, Any]], names: Iterable[str], seeds: list[int],
               untrained: dict[str, Any]) -> dict[str, Any]:
-    """Each variant's mean ± CI over seeds, and its paired gain: the probe minus the untrained encoder of the
-    same seed (same initial weights, same probe split), whose interval the initialisation's spread does not
-    widen. ``untrained`` is the references' entry, its values in the order of ``seeds``."""
+    """Each variant's mean ± CI over seeds, and its paired gains: each probe of teacher and student minus the
+    same probe of the untrained encoder of the same seed (same initial weights, same probe split), whose
+    interval the initialisation's spread does not widen. ``untrained`` is the references' entry, its values
+    in the order of ``seeds``."""
     table = {}
     for name in names:
         mine = sorted((r for r in rows if r["variant"] == name), key=lambda r: seeds.index(r["seed"]))
         entry = {k: mean_ci([float(r[k]) for r in mine]) for k in SUMMARY_KEYS if k in mine[0]}
-        for key in GAIN_KEYS:
+        for key in (k for k in PROBE_KEYS if k in untrained):
             base = dict(zip(seeds, untrained[key]["values"], strict=True))
-            gains = [float(r[key]) - base[r["seed"]] for r in mine]
-            entry[f"{key}_gain"] = {**mean_ci(gains), "seeds_above": sum(g > 0 for g in gains)}
+            for probed in (key, f"student_{key}"):
+                if probed in mine[0]:
+                    gains = [float(r[probed]) - base[r["seed"]] for r in mine]
+                    entry[f"{probed}_gain"] = {**mean_ci(gains), "seeds_above": sum(g > 0 for g in gains)}
         table[name] = entry
     return table
 
@@ -1079,8 +1082,10 @@ def merge_results(paths: list[Path]) -> dict[str, Any]:
                                 else str(p) for p in paths]} if len(paths) > 1 else {})}
 
 
-def _signed(entry: dict[str, Any]) -> str:
-    return f"{entry['mean']:+.2f} ± {entry['ci95']:.2f}"
+def _gain_cell(entry: dict[str, Any], key: str) -> str:
+    gain = entry.get(key)
+    return "-" if gain is None else (f"{gain['mean']:+.2f} ± {gain['ci95']:.2f} "
+                                     f"({gain['seeds_above']}/{len(gain['values'])} above)")
 
 
 def _cell(entry: dict[str, Any], key: str) -> str:
@@ -1119,21 +1124,28 @@ def markdown(result: dict[str, Any]) -> str:
     gains = {name: e for name, e in result["table"].items() if "linear_top1_gain" in e}
     if gains:
         clip = f" One test clip is {100 / result['n_test']:.2f} points." if "n_test" in result else ""
-        lines += ["", "Paired gain of the teacher over the untrained VideoViT of the same seed (same initial weights "
-                  "and probe split): mean ± 95% t-interval of the per-seed differences, and on how many seeds it is "
-                  f"above zero.{clip}", "", "| variant | kNN − untrained | linear − untrained |", "|---|---|---|"]
+        lines += ["", "Paired gain of teacher and student over the untrained VideoViT of the same seed (same initial "
+                  "weights and probe split): mean ± 95% t-interval of the per-seed differences, and on how many "
+                  f"seeds it is above zero.{clip}", "",
+                  "| variant | kNN − untrained | linear − untrained | student kNN − untrained "
+                  "| student linear − untrained |", "|---|---|---|---|---|"]
         for name, e in gains.items():
-            cells = " | ".join(f"{_signed(e[k])} ({e[k]['seeds_above']}/{len(e[k]['values'])} above)"
-                               for k in ("knn_top1_gain", "linear_top1_gain"))
+            cells = " | ".join(_gain_cell(e, f"{k}_gain") for k in ("knn_top1", "linear_top1", "student_knn_top1",
+                                                                     "student_linear_top1"))
             lines.append(f"| {name} | {cells} |")
     if "token_knn_top1" in un:
         lines += ["", "Mean patch token of the last layer instead of [CLS] (MAE's linear-probe pooling), same probes:",
                   "", "| features | kNN top-1 % | linear top-1 % | student kNN % | student linear % |",
                   "|---|---|---|---|---|",
                   f"| untrained VideoViT | {_cell(un, 'token_knn_top1')} | {_cell(un, 'token_linear_top1')} | - | - |"]
+        keys = (*TOKEN_KEYS, *(f"student_{k}" for k in TOKEN_KEYS))
         for name, e in result["table"].items():
-            keys = (*TOKEN_KEYS, *(f"student_{k}" for k in TOKEN_KEYS))
             lines.append(f"| {name} | {' | '.join(_cell(e, k) for k in keys)} |")
+        lines += ["", "Paired gain of each over the untrained encoder's mean token, same seed:", "",
+                  "| variant | kNN − untrained | linear − untrained | student kNN − untrained "
+                  "| student linear − untrained |", "|---|---|---|---|---|"]
+        for name, e in result["table"].items():
+            lines.append(f"| {name} | {' | '.join(_gain_cell(e, f'{k}_gain') for k in keys)} |")
     lines += ["", f"Cost (batch {c['batch']}, medians): attention-guided mask {c['attention_mask_s'] * 1e3:.2f} ms = "
               f"{100 * c['mask_over_teacher']:.2f}% of a teacher forward on the global views "
               f"({c['teacher_forward_global_views_s'] * 1e3:.1f} ms). Loader (gather + multi-view sampling): "

@@ -441,11 +441,12 @@ def test_benchmark_reuses_a_finished_run_only_under_the_same_settings(tmp_path, 
 
 
 def _sweep(seeds, linear, untrained_linear, steps=1000):
-    """A minimal result file of the sweep: one variant, kNN = linear - 1, untrained kNN = untrained linear."""
+    """A minimal result file of the sweep: one variant, kNN = linear - 1, student linear = linear - 2,
+    untrained kNN = untrained linear."""
     from benchmarks.pretrain_video import mean_ci
 
-    runs = [{"variant": "v", "seed": s, "knn_top1": x - 1, "linear_top1": x, "first_loss": 9.0, "final_loss": 7.0,
-             "step_time_s": 0.5} for s, x in zip(seeds, linear)]
+    runs = [{"variant": "v", "seed": s, "knn_top1": x - 1, "linear_top1": x, "student_linear_top1": x - 2,
+             "first_loss": 9.0, "final_loss": 7.0, "step_time_s": 0.5} for s, x in zip(seeds, linear)]
     return {"title": "t", "data": "d", "budget": {"steps": steps, "seeds": list(seeds), "epochs": 1.0},
             "table": {"v": {}}, "runs": runs, "wall_time_s": 10.0,
             "references": {"raw pixels": {"linear_top1": 38.7},
@@ -470,6 +471,8 @@ def test_merged_sweeps_give_paired_gains_by_hand(tmp_path):
     assert gain["values"] == [1, -1, 5, 0] and gain["mean"] == 1.25 and gain["seeds_above"] == 2
     assert gain["ci95"] == round(3.1824 * (6.9167 / 4) ** 0.5, 2)
     assert merged["table"]["v"]["knn_top1_gain"]["values"] == [0, -2, 4, -1]  # kNN 1 lower, same untrained
+    assert merged["table"]["v"]["student_linear_top1_gain"]["values"] == [-1, -3, 3, -2]
+    assert "student_knn_top1_gain" not in merged["table"]["v"]  # no student kNN in the runs
     assert merged["table"]["v"]["linear_top1"]["mean"] == 30.25
     assert merged["references"]["untrained VideoViT"]["linear_top1"]["values"] == [30, 30, 28, 28]
     for bad in (paths[2], paths[3]):

@@ -1041,10 +1041,11 @@ def figure(path: Path) -> None:
 MERGE_SAME = ("title", "data")  # and the budget but its seeds, and the raw-pixel probe
 
 
-def merge_results(paths: list[Path]) -> dict[str, Any]:
+def merge_results(paths: list[Path], variants: list[str] | None = None) -> dict[str, Any]:
     """One result from sweeps of the same variants and budget on different seeds (e.g. seeds 0-2 now and 3-6
     later): runs and per-seed untrained references joined, means, intervals and paired gains recomputed (one
-    file: its tables recomputed, e.g. to add the paired gains to a file written before them).
+    file: its tables recomputed, e.g. to add the paired gains to a file written before them). ``variants``
+    keeps only those (each file must have them); by default every file must have the same ones.
     Raises ValueError, in one sentence, when the files are not the same experiment."""
     results = []
     for path in paths:
@@ -1054,6 +1055,12 @@ def merge_results(paths: list[Path]) -> dict[str, Any]:
             r = None
         if not isinstance(r, dict) or not {"budget", "table", "references", "runs", *MERGE_SAME} <= r.keys():
             raise ValueError(f"{path} is not a result file of this benchmark's sweep")
+        if variants is not None:
+            missing = sorted(set(variants) - set(r["table"]))
+            if missing:
+                raise ValueError(f"{path} has no {', '.join(missing)}")
+            r = {**r, "table": {v: r["table"][v] for v in variants},
+                 "runs": [row for row in r["runs"] if row["variant"] in variants]}
         results.append(r)
     first = results[0]
 
@@ -1192,7 +1199,8 @@ def main() -> None:
                         help="only probe raw pixels, untrained encoders and these runs' teachers at every L2 and "
                              "at the L2 each holdout picks (pretrain_video_probe_l2.json)")
     parser.add_argument("--merge", nargs="+", default=None, metavar="RESULT_JSON",
-                        help="join result files of the same sweep on different seeds into --out (json + md)")
+                        help="join result files of the same sweep on different seeds into --out (json + md); "
+                             "with --only, just those variants")
     parser.add_argument("--figure", action="store_true",
                         help="only redraw benchmarks/results/pretrain_video.png from the committed result files")
     parser.add_argument("--supervised-ceiling", action="store_true",
@@ -1230,7 +1238,7 @@ def main() -> None:
         if not out_given:
             parser.error("--merge needs --out (where to write the joined result)")
         try:
-            result = merge_results([Path(p) for p in args.merge])
+            result = merge_results([Path(p) for p in args.merge], args.only)
         except (OSError, ValueError) as err:
             parser.error(f"cannot merge: {err}")
         out = Path(args.out)

@@ -478,3 +478,13 @@ def test_merged_sweeps_give_paired_gains_by_hand(tmp_path):
     for bad in (paths[2], paths[3]):
         with pytest.raises(ValueError):
             merge_results([paths[0], bad])
+    wider = _sweep([8], [32], [30])
+    wider["table"]["w"] = {}
+    wider["runs"].append({**wider["runs"][0], "variant": "w"})
+    paths.append(tmp_path / "wider.json")
+    paths[-1].write_text(json.dumps(wider))
+    with pytest.raises(ValueError):  # another set of variants
+        merge_results([paths[0], paths[-1]])
+    assert merge_results([paths[0], paths[-1]], ["v"])["table"]["v"]["linear_top1_gain"]["values"] == [1, -1, 2]
+    with pytest.raises(ValueError):
+        merge_results([paths[0], paths[-1]], ["w"])  # the first file has no w

@@ -1047,6 +1047,8 @@ def merge_results(paths: list[Path], variants: list[str] | None = None) -> dict[
     file: its tables recomputed, e.g. to add the paired gains to a file written before them). ``variants``
     keeps only those (each file must have them); by default every file must have the same ones.
     Raises ValueError, in one sentence, when the files are not the same experiment."""
+    if variants is not None and not variants:
+        raise ValueError("--only names no variant to keep")
     results = []
     for path in paths:
         try:

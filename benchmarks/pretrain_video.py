@@ -939,25 +939,23 @@ def leaky_probe(label: str, result: dict[str, Any]) -> bool:
 def plot_runs(results: Path, runs: list[tuple[str, str, str, str]], axes_by_key: dict[str, Any]
               ) -> list[tuple[str, str, list[float], bool]]:
     """Each run's logged terms (train.csv beside the results) on ``axes_by_key[term]``, one line per seed;
-    returns (label, colour, per-seed teacher linear probe minus the same seed untrained, ``leaky_probe``)
-    per row."""
+    returns (label, colour, per-seed teacher linear probe minus the same seed untrained (the file's paired
+    gain), ``leaky_probe``) per row."""
     gains = []
     for label, stem, variant, colour in runs:
         result = json.loads((results / f"{stem}.json").read_text())
-        untrained = result["references"]["untrained VideoViT"]["linear_top1"]["values"]
-        row_gains = []
         # a merged file's logs stay beside the files it joined
         log_dirs = [results / f"{stem}_runs", *(ROOT / f"{Path(p).with_suffix('')}_runs"
                                                 for p in result.get("merged_from", []))]
         for row in (r for r in result["runs"] if r["variant"] == variant):
-            csv = next(d / f"{Path(row['run_dir']).name}.csv" for d in log_dirs
-                       if (d / f"{Path(row['run_dir']).name}.csv").is_file())
+            name = f"{Path(row['run_dir']).name}.csv"
+            csv = next(d / name for d in log_dirs if (d / name).is_file())
             steps = read_csv_column(csv, "step")
             for key, ax in axes_by_key.items():
                 ax.plot(steps, read_csv_column(csv, key), color=colour, lw=1, alpha=0.8,
                         label=label if row["seed"] == 0 else None)
-            row_gains.append(row["linear_top1"] - untrained[result["budget"]["seeds"].index(row["seed"])])
-        gains.append((label, colour, row_gains, leaky_probe(label, result)))
+        gains.append((label, colour, result["table"][variant]["linear_top1_gain"]["values"],
+                      leaky_probe(label, result)))
     return gains
 
 
@@ -1091,6 +1089,19 @@ def merge_results(paths: list[Path], variants: list[str] | None = None) -> dict[
                                 else str(p) for p in paths]} if len(paths) > 1 else {})}
 
 
+GAIN_COLUMNS = ("knn_top1", "linear_top1", "student_knn_top1", "student_linear_top1")
+
+
+def _gain_table(caption: str, table: dict[str, Any], columns: Iterable[str]) -> list[str]:
+    """Markdown lines: the caption, then one row per variant of its paired gains in ``columns`` (kNN, linear,
+    student kNN, student linear)."""
+    lines = ["", caption, "", "| variant | kNN − untrained | linear − untrained | student kNN − untrained "
+             "| student linear − untrained |", "|---|---|---|---|---|"]
+    for name, e in table.items():
+        lines.append(f"| {name} | {' | '.join(_gain_cell(e, f'{k}_gain') for k in columns)} |")
+    return lines
+
+
 def _gain_cell(entry: dict[str, Any], key: str) -> str:
     gain = entry.get(key)
     return "-" if gain is None else (f"{gain['mean']:+.2f} ± {gain['ci95']:.2f} "
@@ -1133,15 +1144,9 @@ def markdown(result: dict[str, Any]) -> str:
     gains = {name: e for name, e in result["table"].items() if "linear_top1_gain" in e}
     if gains:
         clip = f" One test clip is {100 / result['n_test']:.2f} points." if "n_test" in result else ""
-        lines += ["", "Paired gain of teacher and student over the untrained VideoViT of the same seed (same initial "
-                  "weights and probe split): mean ± 95% t-interval of the per-seed differences, and on how many "
-                  f"seeds it is above zero.{clip}", "",
-                  "| variant | kNN − untrained | linear − untrained | student kNN − untrained "
-                  "| student linear − untrained |", "|---|---|---|---|---|"]
-        for name, e in gains.items():
-            cells = " | ".join(_gain_cell(e, f"{k}_gain") for k in ("knn_top1", "linear_top1", "student_knn_top1",
-                                                                     "student_linear_top1"))
-            lines.append(f"| {name} | {cells} |")
+        lines += _gain_table("Paired gain of teacher and student over the untrained VideoViT of the same seed (same "
+                             "initial weights and probe split): mean ± 95% t-interval of the per-seed differences, "
+                             f"and on how many seeds it is above zero.{clip}", gains, GAIN_COLUMNS)
     if "token_knn_top1" in un:
         lines += ["", "Mean patch token of the last layer instead of [CLS] (MAE's linear-probe pooling), same probes:",
                   "", "| features | kNN top-1 % | linear top-1 % | student kNN % | student linear % |",
@@ -1150,11 +1155,8 @@ def markdown(result: dict[str, Any]) -> str:
         keys = (*TOKEN_KEYS, *(f"student_{k}" for k in TOKEN_KEYS))
         for name, e in result["table"].items():
             lines.append(f"| {name} | {' | '.join(_cell(e, k) for k in keys)} |")
-        lines += ["", "Paired gain of each over the untrained encoder's mean token, same seed:", "",
-                  "| variant | kNN − untrained | linear − untrained | student kNN − untrained "
-                  "| student linear − untrained |", "|---|---|---|---|---|"]
-        for name, e in result["table"].items():
-            lines.append(f"| {name} | {' | '.join(_gain_cell(e, f'{k}_gain') for k in keys)} |")
+        lines += _gain_table("Paired gain of each over the untrained encoder's mean token, same seed:",
+                             result["table"], keys)
     lines += ["", f"Cost (batch {c['batch']}, medians): attention-guided mask {c['attention_mask_s'] * 1e3:.2f} ms = "
               f"{100 * c['mask_over_teacher']:.2f}% of a teacher forward on the global views "
               f"({c['teacher_forward_global_views_s'] * 1e3:.1f} ms). Loader (gather + multi-view sampling): "
